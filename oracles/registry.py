@@ -1,0 +1,148 @@
+"""Every oracle by its CLI name, with one way to run it on an implementation's result.
+
+An oracle either computes the full gradient (``torch``, ``torch-nn``, ``fd``,
+``complex-step``), which is then compared under the one tolerance rule, or
+judges the implementation's gradient directly (``taylor``, ``directional``).
+Either way it returns an :class:`OracleReport` with its verdict, seconds and
+forward-pass count, which the report prints and puts in the JSON.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from oracles.compare import CheckResult, compare_gradients, make_tolerance
+from reference.case import Case
+from reference.config import LSTMConfig
+
+__all__ = [
+    "OracleReport",
+    "OracleSpec",
+    "ORACLES",
+    "oracle_names",
+    "register",
+    "run_oracle",
+    "default_oracles",
+]
+
+
+@dataclass(frozen=True)
+class OracleReport:
+    """What one oracle said about one implementation on one case.
+
+    ``verdict`` is "pass", "fail" or "skipped" (with ``reason``); ``check``
+    holds the per-tensor records; ``details`` holds oracle-specific extras
+    (e.g. the Taylor slopes) for the report and JSON.
+    """
+
+    name: str
+    verdict: str
+    seconds: float
+    forward_passes: int
+    check: CheckResult | None = None
+    reason: str | None = None
+    details: Mapping[str, object] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, object]:
+        out: dict[str, object] = {
+            "name": self.name,
+            "verdict": self.verdict,
+            "seconds": self.seconds,
+            "forward_passes": self.forward_passes,
+        }
+        if self.reason is not None:
+            out["reason"] = self.reason
+        if self.check is not None:
+            out["tolerance"] = self.check.tolerance.describe()
+        if self.details:
+            out["details"] = dict(self.details)
+        return out
+
+
+@dataclass(frozen=True)
+class FullGradient:
+    """A full-gradient oracle's answer: loss, gradients, optional per-element
+    error estimates, and how many forward passes (of the whole case) it cost."""
+
+    loss: float | None
+    grads: Mapping[str, np.ndarray]
+    forward_passes: int
+    errors: Mapping[str, np.ndarray] | None = None
+    details: Mapping[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class OracleSpec:
+    """One oracle: ``unfit(config)`` returns why it cannot run on a case (or None);
+    exactly one of ``gradient`` (full-gradient oracles) and ``judge`` is set."""
+
+    name: str
+    summary: str
+    unfit: Callable[[LSTMConfig], str | None]
+    gradient: Callable[[Case], FullGradient] | None = None
+    judge: Callable[[Case, float, Mapping[str, np.ndarray], Mapping[str, float]], OracleReport] | None = None
+    #: runs by default only when it fits this budget of element-evaluations
+    default: bool = True
+
+
+ORACLES: dict[str, OracleSpec] = {}
+
+
+def register(spec: OracleSpec) -> OracleSpec:
+    ORACLES[spec.name] = spec
+    return spec
+
+
+def oracle_names() -> tuple[str, ...]:
+    _load_builtin()
+    return tuple(ORACLES)
+
+
+def default_oracles(config: LSTMConfig) -> tuple[str, ...]:
+    """Every oracle that fits the case's size and settings (the CLI's default)."""
+    _load_builtin()
+    return tuple(name for name, spec in ORACLES.items() if spec.default and spec.unfit(config) is None)
+
+
+def run_oracle(
+    name: str,
+    case: Case,
+    loss: float | None,
+    grads: Mapping[str, np.ndarray],
+    conditioning: Mapping[str, float],
+) -> OracleReport:
+    """Run oracle ``name`` on ``case`` and judge the implementation's ``loss``/``grads``."""
+    _load_builtin()
+    spec = ORACLES[name]
+    reason = spec.unfit(case.config)
+    if reason is not None:
+        return OracleReport(name, "skipped", 0.0, 0, reason=reason)
+    start = time.perf_counter()
+    if spec.judge is not None:
+        report = spec.judge(case, loss, grads, conditioning)
+        return report
+    answer = spec.gradient(case)
+    seconds = time.perf_counter() - start
+    tolerance = make_tolerance(case.config.dtype, answer.grads, conditioning)
+    check = compare_gradients(
+        case, loss, grads, answer.loss, answer.grads, name, tolerance=tolerance, oracle_errors=answer.errors
+    )
+    return OracleReport(
+        name, "pass" if check.ok else "fail", seconds, answer.forward_passes, check, details=answer.details
+    )
+
+
+_LOADED = False
+
+
+def _load_builtin() -> None:
+    """Import the built-in oracle modules (they register themselves)."""
+    global _LOADED  # noqa: PLW0603
+    if _LOADED:
+        return
+    _LOADED = True
+    import oracles.builtin  # noqa: F401, PLC0415

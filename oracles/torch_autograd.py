@@ -1,0 +1,142 @@
+"""Oracle ``torch``: the contract's equations written in torch, float64, under autograd.
+
+A thin adapter and deliberately independent of the reference: torch's own
+sigmoid/tanh, ``log_softmax``, ``mse_loss`` and ``binary_cross_entropy_with_logits``,
+an explicit Python loop over steps, and ``torch.where`` for padding. It
+expresses every setting of the contract (identity cell output included).
+
+With ``per_step=True`` every step gets its own leaf copy of each layer's
+weights and biases, so autograd returns each step's contribution to each
+parameter gradient: the report uses it to find the step where an error enters.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from reference.case import Case
+from reference.layout import (
+    HEAD_BIAS,
+    HEAD_WEIGHT,
+    STATE_INPUTS,
+    layer_param_names,
+)
+
+__all__ = ["TorchResult", "final_state_term", "scored_logits", "torch_grads"]
+
+_DTYPE = torch.float64
+
+
+@dataclass(frozen=True)
+class TorchResult:
+    """loss, gradients by contract name (float64), and, if asked, per-step
+    contributions name -> (T, *shape) for each LSTM parameter."""
+
+    loss: float
+    grads: dict[str, np.ndarray]
+    per_step: dict[str, np.ndarray] | None = None
+
+
+def _leaf(a: np.ndarray) -> torch.Tensor:
+    return torch.tensor(np.asarray(a, dtype=np.float64), dtype=_DTYPE, requires_grad=True)
+
+
+def scored_logits(y: torch.Tensor, case: Case) -> tuple[torch.Tensor, torch.Tensor]:
+    """The scored logits (N, O) of y (T, B, O) and their targets, per the contract."""
+    cfg = case.config
+    t_len, batch = cfg.seq_len, cfg.batch_size
+    lengths = (
+        torch.full((batch,), t_len, dtype=torch.long)
+        if case.lengths is None
+        else torch.tensor(np.array(case.lengths), dtype=torch.long)
+    )
+    targets = torch.tensor(np.array(case.targets))
+    if cfg.loss_at == "every":
+        valid = torch.arange(t_len)[:, None] < lengths[None, :]
+        logits, tgt = y[valid], targets[valid]
+    else:
+        logits, tgt = y[lengths - 1, torch.arange(batch)], targets
+    return logits, (tgt.long() if cfg.loss == "cross_entropy" else tgt.to(y.dtype))
+
+
+def _reduced_loss(y: torch.Tensor, case: Case) -> torch.Tensor:
+    cfg = case.config
+    logits, tgt = scored_logits(y, case)
+    if cfg.loss == "cross_entropy":
+        return F.cross_entropy(logits, tgt, reduction=cfg.reduction)
+    if cfg.loss == "mse":
+        return F.mse_loss(logits, tgt, reduction=cfg.reduction)
+    return F.binary_cross_entropy_with_logits(logits, tgt, reduction=cfg.reduction)
+
+
+def final_state_term(case: Case, h_n: torch.Tensor, c_n: torch.Tensor) -> torch.Tensor:
+    """sum(dh_n * h_n) + sum(dc_n * c_n), added after the reduction."""
+    dh_n = torch.tensor(np.array(case.dh_n), dtype=h_n.dtype)
+    dc_n = torch.tensor(np.array(case.dc_n), dtype=c_n.dtype)
+    return (dh_n * h_n).sum() + (dc_n * c_n).sum()
+
+
+def torch_grads(case: Case, per_step: bool = False) -> TorchResult:
+    """Loss and gradients of ``case`` under torch autograd in float64."""
+    cfg = case.config
+    hidden, t_len = cfg.hidden_size, cfg.seq_len
+    params = {name: _leaf(a) for name, a in case.params.items()}
+    states = {name: _leaf(getattr(case, name)) for name in STATE_INPUTS}
+    mask = None
+    if case.lengths is not None:
+        lengths = torch.tensor(np.array(case.lengths), dtype=torch.long)
+        mask = (torch.arange(t_len)[:, None] < lengths[None, :])[..., None]  # (T, B, 1)
+    step_leaves: dict[str, list[torch.Tensor]] = {}
+    inputs = [states["x"][t] for t in range(t_len)]
+    h_n, c_n = [], []
+    for k in range(cfg.num_layers):
+        names = layer_param_names(k)
+        if per_step:
+            copies = {n: [params[n].detach().clone().requires_grad_(True) for _ in range(t_len)] for n in names}
+            step_leaves.update(copies)
+        h, c = states["h0"][k], states["c0"][k]
+        outputs = []
+        for t in range(t_len):
+            w_ih, w_hh, b_ih, b_hh = (copies[n][t] if per_step else params[n] for n in names)
+            z = inputs[t] @ w_ih.T + b_ih + h @ w_hh.T + b_hh
+            zi, zf, zg, zo = z.split(hidden, dim=-1)
+            i_t, g_t, o_t = torch.sigmoid(zi), torch.tanh(zg), torch.sigmoid(zo)
+            f_t = torch.sigmoid(zf + cfg.forget_bias)
+            c_new = f_t * c + i_t * g_t
+            h_new = o_t * (torch.tanh(c_new) if cfg.cell_output == "tanh" else c_new)
+            if mask is not None:
+                h_new = torch.where(mask[t], h_new, h)
+                c_new = torch.where(mask[t], c_new, c)
+            h, c = h_new, c_new
+            outputs.append(h)
+        h_n.append(h)
+        c_n.append(c)
+        inputs = outputs
+    top = torch.stack(inputs)
+    y = top @ params[HEAD_WEIGHT].T + params[HEAD_BIAS]
+    loss = _reduced_loss(y, case)
+    if cfg.final_state:
+        loss = loss + final_state_term(case, torch.stack(h_n), torch.stack(c_n))
+    leaves = {**params, **states}
+    order = list(leaves)
+    flat_steps = [(n, t) for n, copies in step_leaves.items() for t in range(t_len)]
+    targets = [leaves[n] for n in order] + [step_leaves[n][t] for n, t in flat_steps]
+    got = torch.autograd.grad(loss, targets, allow_unused=True)
+    grads = {}
+    for n, g in zip(order, got[: len(order)], strict=True):
+        grads[n] = np.zeros(leaves[n].shape) if g is None else g.numpy()
+    result_steps = None
+    if per_step:
+        result_steps = {}
+        for n in step_leaves:
+            result_steps[n] = np.zeros((t_len, *params[n].shape))
+        for (n, t), g in zip(flat_steps, got[len(order) :], strict=True):
+            if g is not None:
+                result_steps[n][t] = g.numpy()
+        for n, steps in result_steps.items():
+            grads[n] = steps.sum(axis=0)
+    return TorchResult(float(loss.detach()), grads, result_steps)

@@ -1,0 +1,66 @@
+"""Oracle ``torch-nn``: the real ``torch.nn.LSTM`` with an ``nn.Linear`` head and torch's loss modules.
+
+A thin adapter. Parameters are copied into the modules by name (the
+contract's names are torch's); TensorFlow's constant ``forget_bias`` is folded
+into the forget rows of ``bias_ih`` (a constant shift, so the gradient of
+``bias_ih`` is unchanged); variable lengths go through
+``pack_padded_sequence``. ``cell_output = "identity"`` (h = o * c) cannot be
+expressed with ``nn.LSTM``, which always applies tanh to the cell: such a case
+raises :class:`NotExpressible` instead of being guessed at.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from oracles.builtin import torch_nn_unfit
+from oracles.torch_autograd import TorchResult, final_state_term, scored_logits
+from reference.case import Case
+from reference.layout import HEAD_BIAS, HEAD_WEIGHT, STATE_INPUTS, bias_ih, gate_slice
+
+__all__ = ["NotExpressible", "nn_grads"]
+
+_LOSSES = {"cross_entropy": nn.CrossEntropyLoss, "mse": nn.MSELoss, "bce": nn.BCEWithLogitsLoss}
+
+
+class NotExpressible(Exception):
+    """The case uses a setting that torch.nn.LSTM cannot express."""
+
+
+def nn_grads(case: Case) -> TorchResult:
+    """Loss and gradients of ``case`` from torch.nn.LSTM in float64."""
+    reason = torch_nn_unfit(case.config)
+    if reason is not None:
+        raise NotExpressible(reason)
+    cfg = case.config
+    dtype = torch.float64
+    lstm = nn.LSTM(cfg.input_size, cfg.hidden_size, num_layers=cfg.num_layers, dtype=dtype)
+    head = nn.Linear(cfg.hidden_size, cfg.output_size, dtype=dtype)
+    forget = gate_slice("f", cfg.hidden_size)
+    with torch.no_grad():
+        for name, value in case.params.items():
+            module, attr = (head, name.split(".", 1)[1]) if name in (HEAD_WEIGHT, HEAD_BIAS) else (lstm, name)
+            getattr(module, attr).copy_(torch.tensor(np.array(value, dtype=np.float64)))
+        for k in range(cfg.num_layers):
+            getattr(lstm, bias_ih(k))[forget] += cfg.forget_bias
+    states = {n: torch.tensor(np.array(getattr(case, n), dtype=np.float64), requires_grad=True) for n in STATE_INPUTS}
+    x = states["x"]
+    if case.lengths is None:
+        out, (h_n, c_n) = lstm(x, (states["h0"], states["c0"]))
+    else:
+        lengths = torch.tensor(np.array(case.lengths), dtype=torch.long)
+        packed = pack_padded_sequence(x, lengths, enforce_sorted=False)
+        packed_out, (h_n, c_n) = lstm(packed, (states["h0"], states["c0"]))
+        out, _ = pad_packed_sequence(packed_out, total_length=cfg.seq_len)
+    logits, targets = scored_logits(head(out), case)
+    loss = _LOSSES[cfg.loss](reduction=cfg.reduction)(logits, targets)
+    if cfg.final_state:
+        loss = loss + final_state_term(case, h_n, c_n)
+    named = {**dict(lstm.named_parameters()), **{f"head.{n}": p for n, p in head.named_parameters()}}
+    leaves = {**{n: named[n] for n in case.params}, **states}
+    got = torch.autograd.grad(loss, list(leaves.values()))
+    grads = {n: g.detach().numpy().copy() for n, g in zip(leaves, got, strict=True)}
+    return TorchResult(float(loss.detach()), grads)

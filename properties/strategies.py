@@ -1,0 +1,168 @@
+"""Hypothesis strategies for cases of the contract, built from small parts.
+
+``dims`` -> ``configs`` -> ``lengths_for``, ``weight_scales``, ``SEEDS`` ->
+``cases``. The arrays come from the reference's seeded part builders
+(params, inputs, targets, final-state gradients), so they are fast to draw
+and every case is reproducible from its seed; shapes and settings are drawn
+directly, so a failure shrinks towards the simplest case that still fails:
+one layer, one step, size 1, forget_bias 0, no lengths, sum reduction,
+float64, tanh cell, no final-state term.
+
+Every array that enters the loss is random and nonzero: weights, both
+biases, h0, c0, x, targets (and so the upstream weighting of the loss) and,
+with ``final_state``, dh_n and dc_n. There is never an all-ones upstream
+gradient.
+
+:class:`CaseSpace` bounds what is drawn; :data:`DEFAULT_SPACE` is what the
+``dev`` and ``ci`` profiles and ``lstm-gradcheck search`` use,
+:data:`THOROUGH_SPACE` adds sequences up to 200 steps, saturated gates
+(weights up to 10x torch's init, forget_bias up to +-20) and vanishing
+gradients.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+from hypothesis import strategies as st
+
+from reference.case import Case, make_case
+from reference.config import CHOICES, LSTMConfig
+
+__all__ = [
+    "CaseSpace",
+    "DEFAULT_SPACE",
+    "THOROUGH_SPACE",
+    "dims",
+    "forget_biases",
+    "configs",
+    "lengths_for",
+    "weight_scales",
+    "SEEDS",
+    "cases",
+]
+
+SEEDS = st.integers(min_value=0, max_value=2**32 - 1)
+
+
+@dataclass(frozen=True)
+class CaseSpace:
+    """Bounds of the drawn cases. Choice tuples list the simplest value first
+    (Hypothesis shrinks towards it)."""
+
+    max_input: int = 6
+    max_hidden: int = 6
+    max_layers: int = 3
+    max_output: int = 5
+    max_batch: int = 5
+    short_seq: int = 12
+    long_seq: int = 40
+    loss_at: tuple[str, ...] = ("every", "last")
+    losses: tuple[str, ...] = ("cross_entropy", "mse", "bce")
+    reductions: tuple[str, ...] = ("sum", "mean")
+    cell_outputs: tuple[str, ...] = ("tanh", "identity")
+    dtypes: tuple[str, ...] = ("float64", "float32")
+    final_state: tuple[bool, ...] = (False, True)
+    forget_bias_special: tuple[float, ...] = (1.0, -1.0, 5.0, -5.0)
+    forget_bias_range: float = 6.0
+    weight_scales: tuple[float, ...] = (1.0, 0.5, 2.0)
+    with_lengths: bool = True
+
+    def restrict(self, **changes: object) -> CaseSpace:
+        return replace(self, **changes)
+
+
+DEFAULT_SPACE = CaseSpace()
+THOROUGH_SPACE = CaseSpace(
+    max_hidden=8,
+    max_batch=6,
+    long_seq=200,
+    forget_bias_special=(1.0, -1.0, 5.0, -5.0, 20.0, -20.0),
+    forget_bias_range=20.0,
+    weight_scales=(1.0, 0.5, 2.0, 4.0, 10.0, 0.05),
+)
+
+
+def dims(space: CaseSpace = DEFAULT_SPACE) -> st.SearchStrategy[dict[str, int]]:
+    """Sizes: input, hidden, layers, output, batch from 1, and seq_len mostly
+    1..short_seq, sometimes up to long_seq."""
+    return st.fixed_dictionaries(
+        {
+            "num_layers": st.integers(1, space.max_layers),
+            "seq_len": st.one_of(st.integers(1, space.short_seq), st.integers(space.short_seq + 1, space.long_seq)),
+            "hidden_size": st.integers(1, space.max_hidden),
+            "input_size": st.integers(1, space.max_input),
+            "output_size": st.integers(1, space.max_output),
+            "batch_size": st.integers(1, space.max_batch),
+        }
+    )
+
+
+def forget_biases(space: CaseSpace = DEFAULT_SPACE) -> st.SearchStrategy[float]:
+    """0 first, then the telling values (+-1, +-5, ...), then any in the range."""
+    bound = space.forget_bias_range
+    return st.one_of(
+        st.just(0.0),
+        st.sampled_from(space.forget_bias_special),
+        st.floats(-bound, bound, allow_nan=False, allow_infinity=False),
+    )
+
+
+@st.composite
+def configs(draw: st.DrawFn, space: CaseSpace = DEFAULT_SPACE) -> LSTMConfig:
+    """A valid :class:`LSTMConfig` from ``space``."""
+    for name, values in (
+        ("loss_at", space.loss_at),
+        ("loss", space.losses),
+        ("reduction", space.reductions),
+        ("cell_output", space.cell_outputs),
+        ("dtype", space.dtypes),
+    ):
+        unknown = set(values) - set(CHOICES[name])
+        if unknown:
+            raise ValueError(f"CaseSpace.{name}: unknown value(s) {sorted(unknown)}")
+    sizes = draw(dims(space))
+    return LSTMConfig(
+        **sizes,
+        loss_at=draw(st.sampled_from(space.loss_at)),
+        loss=draw(st.sampled_from(space.losses)),
+        reduction=draw(st.sampled_from(space.reductions)),
+        forget_bias=draw(forget_biases(space)),
+        cell_output=draw(st.sampled_from(space.cell_outputs)),
+        dtype=draw(st.sampled_from(space.dtypes)),
+        final_state=draw(st.sampled_from(space.final_state)),
+    )
+
+
+def lengths_for(config: LSTMConfig, space: CaseSpace = DEFAULT_SPACE) -> st.SearchStrategy[np.ndarray | None]:
+    """``None`` first, else B lengths in [1, T] (shrinking towards T, i.e. no padding)."""
+    if not space.with_lengths:
+        return st.none()
+    lengths = st.lists(
+        st.integers(0, config.seq_len - 1).map(lambda k: config.seq_len - k),
+        min_size=config.batch_size,
+        max_size=config.batch_size,
+    ).map(lambda xs: np.asarray(xs, dtype=np.int64))
+    return st.one_of(st.none(), lengths)
+
+
+def weight_scales(space: CaseSpace = DEFAULT_SPACE) -> st.SearchStrategy[float]:
+    """Multiples of torch's init range (first: 1, torch's own)."""
+    return st.sampled_from(space.weight_scales)
+
+
+@st.composite
+def cases(
+    draw: st.DrawFn, space: CaseSpace = DEFAULT_SPACE, config: st.SearchStrategy[LSTMConfig] | None = None
+) -> Case:
+    """A random valid :class:`Case`: ``make_case(config, seed, lengths, weight_scale)``.
+
+    The arrays come from :func:`reference.case.make_case`'s parts (params,
+    inputs, targets, final-state gradients, each from its own stream of the
+    seed), so every case found here is reproducible from the command line:
+    ``lstm-gradcheck report --seed S --weight-scale W ...``.
+    """
+    cfg = draw(configs(space) if config is None else config)
+    lengths = draw(lengths_for(cfg, space))
+    return make_case(cfg, draw(SEEDS), lengths, weight_scale=draw(weight_scales(space)))

@@ -1,0 +1,37 @@
+"""The reference agrees with both torch oracles on random cases of the whole contract space."""
+
+from __future__ import annotations
+
+from hypothesis import given
+
+import reference
+from oracles.compare import relative_tolerance
+from properties.checks import assert_agrees
+from properties.counting import count_example
+from properties.strategies import DEFAULT_SPACE, cases
+
+FLOAT64 = DEFAULT_SPACE.restrict(dtypes=("float64",))
+
+
+@given(cases(FLOAT64))
+def test_reference_equals_torch_autograd_float64(case):
+    """Loss and every gradient within 1e-10 of each tensor's scale (rtol 7.3e-11 + roundoff floor)."""
+    count_example("reference = torch autograd (float64)")
+    check = assert_agrees(reference.grads, case, "torch")
+    assert check.tolerance.rtol <= 1e-10
+    assert {t.name for t in check.tensors} == set(case.arrays())
+
+
+@given(cases(FLOAT64.restrict(cell_outputs=("tanh",))))
+def test_reference_equals_torch_nn_lstm(case):
+    """Against the real torch.nn.LSTM (packed sequences, torch's loss modules)."""
+    count_example("reference = torch.nn.LSTM (float64)")
+    assert_agrees(reference.grads, case, "torch-nn")
+
+
+@given(cases(DEFAULT_SPACE.restrict(dtypes=("float32",))))
+def test_float32_reference_within_derived_tolerance(case):
+    """The reference computed in float32 against torch in float64 on the same (float32) inputs."""
+    count_example("float32 reference within 2 eps^(2/3)")
+    check = assert_agrees(reference.grads, case, "torch")
+    assert check.tolerance.rtol == relative_tolerance("float32")

@@ -1,0 +1,138 @@
+"""The frozen configuration of a case and its validation.
+
+Every field is named as in the contract (``../shared/contract.md``); the CLI's
+case options are these names with dashes. Invalid values raise
+:class:`CaseError`, whose message names the field, what was expected and what
+was given.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "CaseError",
+    "LSTMConfig",
+    "CHOICES",
+    "INT_FIELDS",
+    "DTYPES",
+    "numpy_dtype",
+    "estimate_bytes",
+    "MEMORY_LIMIT_BYTES",
+]
+
+DTYPES = ("float64", "float32")
+CHOICES: Mapping[str, tuple[str, ...]] = {
+    "loss_at": ("last", "every"),
+    "loss": ("cross_entropy", "mse", "bce"),
+    "reduction": ("sum", "mean"),
+    "cell_output": ("tanh", "identity"),
+    "dtype": DTYPES,
+}
+INT_FIELDS = ("input_size", "hidden_size", "num_layers", "output_size", "seq_len", "batch_size")
+
+#: Cases whose reference forward/backward would need more than this are refused
+#: up front (see :func:`estimate_bytes`); half of this machine's 24 GiB.
+MEMORY_LIMIT_BYTES = 12 * 2**30
+
+
+class CaseError(ValueError):
+    """A case or config is invalid; the message names the field and the fix."""
+
+
+@dataclass(frozen=True)
+class LSTMConfig:
+    """Sizes and settings of one case (see the contract for each field's meaning).
+
+    Defaults are the built-in case of ``lstm-gradcheck report``: small enough
+    for every oracle, rich enough to exercise stacked layers, forget_bias and
+    the final-state term.
+    """
+
+    input_size: int = 4
+    hidden_size: int = 5
+    num_layers: int = 2
+    output_size: int = 3
+    seq_len: int = 6
+    batch_size: int = 3
+    loss_at: str = "every"
+    loss: str = "cross_entropy"
+    reduction: str = "mean"
+    forget_bias: float = 1.0
+    cell_output: str = "tanh"
+    dtype: str = "float64"
+    final_state: bool = True
+
+    def __post_init__(self) -> None:
+        for name in INT_FIELDS:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+                raise CaseError(f"config.{name}: expected an integer >= 1, got {value!r}")
+            if value < 1:
+                raise CaseError(f"config.{name}: expected an integer >= 1, got {value}")
+            object.__setattr__(self, name, int(value))
+        for name, allowed in CHOICES.items():
+            value = getattr(self, name)
+            if value not in allowed:
+                raise CaseError(f"config.{name}: expected one of {', '.join(map(repr, allowed))}, got {value!r}")
+        fb = self.forget_bias
+        if isinstance(fb, bool) or not isinstance(fb, (int, float, np.floating, np.integer)):
+            raise CaseError(f"config.forget_bias: expected a finite number, got {fb!r}")
+        if not math.isfinite(float(fb)):
+            raise CaseError(f"config.forget_bias: expected a finite number, got {fb!r}")
+        object.__setattr__(self, "forget_bias", float(fb))
+        if not isinstance(self.final_state, (bool, np.bool_)):
+            raise CaseError(f"config.final_state: expected True or False, got {self.final_state!r}")
+        object.__setattr__(self, "final_state", bool(self.final_state))
+
+    # Only the public fields, in declaration order (for reports, JSON, CLI).
+    def as_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+    @classmethod
+    def field_names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in dataclasses.fields(cls))
+
+    def replace(self, **changes: Any) -> LSTMConfig:
+        unknown = set(changes) - set(self.field_names())
+        if unknown:
+            raise CaseError(f"config: unknown field(s) {sorted(unknown)}")
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def np_dtype(self) -> np.dtype:
+        return numpy_dtype(self.dtype)
+
+
+def numpy_dtype(name: str) -> np.dtype:
+    if name not in DTYPES:
+        raise CaseError(f"config.dtype: expected one of {', '.join(map(repr, DTYPES))}, got {name!r}")
+    return np.dtype(name)
+
+
+def estimate_bytes(config: LSTMConfig) -> int:
+    """Peak memory of the reference's forward+backward on ``config``, in bytes.
+
+    The cache holds, per layer, the input sequence, 4H gate activations and
+    their derivatives, h and c for T+1 steps and tanh(c); the backward adds
+    the (T, B, 4H) gate gradients and dx. Oracles hold a few copies more,
+    so the harness compares three times this against :data:`MEMORY_LIMIT_BYTES`.
+    """
+    t, b, h, i, o, n = (
+        config.seq_len,
+        config.batch_size,
+        config.hidden_size,
+        config.input_size,
+        config.output_size,
+        config.num_layers,
+    )
+    per_layer = t * b * (max(i, h) + 4 * h * 3 + 3 * h + max(i, h)) + 2 * b * h
+    head = 3 * t * b * o
+    params = n * (4 * h * (max(i, h) + h + 2)) + o * (h + 1)
+    return int((n * per_layer + head + 2 * params) * config.np_dtype.itemsize)

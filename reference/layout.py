@@ -1,0 +1,286 @@
+"""Gate layout, parameter naming and element locations: the one source of truth.
+
+Note [Gate layout]
+------------------
+Every 4H-row array in this project (weights, biases, pre-activations ``z``,
+gate activations, their gradients) stacks the gate blocks in torch's order
+``i, f, g, o``. Row ``k`` of such an array belongs to gate ``GATES[k // H]``,
+unit ``k % H``. Nothing outside this module does that arithmetic: the
+reference, the oracles, the report and the tests call :func:`gate_slice`,
+:func:`gate_blocks` or :func:`row_to_gate_unit`.
+
+Note [Parameter names]
+----------------------
+Parameter names and shapes are exactly ``torch.nn.LSTM``'s plus the head::
+
+    weight_ih_l{k}  (4H, I if k == 0 else H)
+    weight_hh_l{k}  (4H, H)
+    bias_ih_l{k}    (4H,)
+    bias_hh_l{k}    (4H,)
+    head.weight     (O, H)
+    head.bias       (O,)
+
+and the differentiable inputs ``x`` (T, B, I), ``h0`` and ``c0`` (L, B, H).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from reference.config import LSTMConfig
+
+__all__ = [
+    "GATES",
+    "GATE_NAMES",
+    "HEAD_WEIGHT",
+    "HEAD_BIAS",
+    "STATE_INPUTS",
+    "Location",
+    "ParamName",
+    "gate_slice",
+    "gate_blocks",
+    "gate_row_vector",
+    "row_to_gate_unit",
+    "stack_gates",
+    "weight_ih",
+    "weight_hh",
+    "bias_ih",
+    "bias_hh",
+    "layer_param_names",
+    "param_names",
+    "gradient_names",
+    "gradient_shapes",
+    "param_shapes",
+    "parse_name",
+    "locate",
+]
+
+GATES: tuple[str, ...] = ("i", "f", "g", "o")
+GATE_NAMES: Mapping[str, str] = {"i": "input", "f": "forget", "g": "cell", "o": "output"}
+_GATE_INDEX = {gate: k for k, gate in enumerate(GATES)}
+
+HEAD_WEIGHT = "head.weight"
+HEAD_BIAS = "head.bias"
+STATE_INPUTS: tuple[str, ...] = ("x", "h0", "c0")
+
+
+def _gate_index(gate: str) -> int:
+    try:
+        return _GATE_INDEX[gate]
+    except KeyError:
+        raise ValueError(f"unknown gate {gate!r}: expected one of {', '.join(GATES)}") from None
+
+
+def gate_slice(gate: str, hidden_size: int) -> slice:
+    """Rows of gate ``gate`` (``"i"``, ``"f"``, ``"g"`` or ``"o"``) in a 4H-row array."""
+    k = _gate_index(gate)
+    return slice(k * hidden_size, (k + 1) * hidden_size)
+
+
+def gate_blocks(a: np.ndarray, hidden_size: int, axis: int = -1) -> tuple[np.ndarray, ...]:
+    """Views of the four gate blocks (i, f, g, o) of ``a`` along ``axis`` (of length 4H)."""
+    if a.shape[axis] != 4 * hidden_size:
+        raise ValueError(f"expected an axis of length 4*hidden_size = {4 * hidden_size}, got shape {a.shape}")
+    index: list[slice] = [slice(None)] * a.ndim
+    blocks = []
+    for gate in GATES:
+        index[axis] = gate_slice(gate, hidden_size)
+        blocks.append(a[tuple(index)])
+    return tuple(blocks)
+
+
+def gate_row_vector(values: Mapping[str, float], hidden_size: int, dtype=np.float64) -> np.ndarray:
+    """A (4H,) vector holding ``values[gate]`` on each gate's rows (e.g. per-gate constants)."""
+    out = np.empty(4 * hidden_size, dtype=dtype)
+    for gate in GATES:
+        out[gate_slice(gate, hidden_size)] = values[gate]
+    return out
+
+
+def row_to_gate_unit(row: int, hidden_size: int) -> tuple[str, int]:
+    """Gate and unit of row ``row`` of a 4H-row array: ``divmod(row, H)``."""
+    k, unit = divmod(int(row), hidden_size)
+    return GATES[k], unit
+
+
+def stack_gates(blocks: Mapping[str, np.ndarray], axis: int = 0) -> np.ndarray:
+    """Stack per-gate arrays ``{"i": .., "f": .., "g": .., "o": ..}`` into the 4H layout."""
+    missing = [g for g in GATES if g not in blocks]
+    if missing:
+        raise ValueError(f"stack_gates: missing gate blocks {missing}")
+    return np.concatenate([np.asarray(blocks[g]) for g in GATES], axis=axis)
+
+
+# ----------------------------------------------------------------------------- names
+
+
+def weight_ih(layer: int) -> str:
+    return f"weight_ih_l{layer}"
+
+
+def weight_hh(layer: int) -> str:
+    return f"weight_hh_l{layer}"
+
+
+def bias_ih(layer: int) -> str:
+    return f"bias_ih_l{layer}"
+
+
+def bias_hh(layer: int) -> str:
+    return f"bias_hh_l{layer}"
+
+
+def layer_param_names(layer: int) -> tuple[str, str, str, str]:
+    """The four LSTM parameter names of one layer, in torch's order."""
+    return weight_ih(layer), weight_hh(layer), bias_ih(layer), bias_hh(layer)
+
+
+def param_names(num_layers: int) -> tuple[str, ...]:
+    """Every parameter name of a model with ``num_layers`` layers, in torch's order."""
+    names: list[str] = []
+    for layer in range(num_layers):
+        names.extend(layer_param_names(layer))
+    return (*names, HEAD_WEIGHT, HEAD_BIAS)
+
+
+def gradient_names(num_layers: int) -> tuple[str, ...]:
+    """Every name an implementation may return: the parameters, then x, h0, c0."""
+    return (*param_names(num_layers), *STATE_INPUTS)
+
+
+def param_shapes(config: LSTMConfig) -> dict[str, tuple[int, ...]]:
+    """Shapes of every parameter of ``config``'s model, keyed by name."""
+    hidden = config.hidden_size
+    shapes: dict[str, tuple[int, ...]] = {}
+    for layer in range(config.num_layers):
+        fan_in = config.input_size if layer == 0 else hidden
+        shapes[weight_ih(layer)] = (4 * hidden, fan_in)
+        shapes[weight_hh(layer)] = (4 * hidden, hidden)
+        shapes[bias_ih(layer)] = (4 * hidden,)
+        shapes[bias_hh(layer)] = (4 * hidden,)
+    shapes[HEAD_WEIGHT] = (config.output_size, hidden)
+    shapes[HEAD_BIAS] = (config.output_size,)
+    return shapes
+
+
+def gradient_shapes(config: LSTMConfig) -> dict[str, tuple[int, ...]]:
+    """Shapes of every gradient an implementation may return (parameters, x, h0, c0)."""
+    state = (config.num_layers, config.batch_size, config.hidden_size)
+    return {
+        **param_shapes(config),
+        "x": (config.seq_len, config.batch_size, config.input_size),
+        "h0": state,
+        "c0": state,
+    }
+
+
+@dataclass(frozen=True)
+class ParamName:
+    """A parsed gradient name: ``kind`` is one of weight_ih, weight_hh, bias_ih,
+    bias_hh, head_weight, head_bias, x, h0, c0; ``layer`` is set for LSTM parameters."""
+
+    kind: str
+    layer: int | None = None
+
+
+_LAYER_PARAM = re.compile(r"^(weight_ih|weight_hh|bias_ih|bias_hh)_l(\d+)$")
+
+
+def parse_name(name: str) -> ParamName:
+    """Parse a gradient name (see Note [Parameter names]); ``ValueError`` if unknown."""
+    if name == HEAD_WEIGHT:
+        return ParamName("head_weight")
+    if name == HEAD_BIAS:
+        return ParamName("head_bias")
+    if name in STATE_INPUTS:
+        return ParamName(name)
+    match = _LAYER_PARAM.match(name)
+    if match is None:
+        raise ValueError(
+            f"unknown gradient name {name!r}: expected weight_ih_l<k>, weight_hh_l<k>, "
+            f"bias_ih_l<k>, bias_hh_l<k>, {HEAD_WEIGHT}, {HEAD_BIAS}, x, h0 or c0"
+        )
+    return ParamName(match.group(1), int(match.group(2)))
+
+
+# ----------------------------------------------------------------------------- locations
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where one element of a gradient sits, in LSTM terms.
+
+    ``gate``/``unit`` for rows of 4H arrays and for h0/c0 (unit only); ``unit``
+    is the output index for the head; ``column`` names the input feeding a
+    weight column (``"x[j]"`` or ``"h[j]"``) or the feature of ``x``; ``step``
+    is set for ``x``; ``batch`` for x, h0 and c0.
+    """
+
+    tensor: str
+    index: tuple[int, ...]
+    layer: int | None = None
+    gate: str | None = None
+    unit: int | None = None
+    column: str | None = None
+    step: int | None = None
+    batch: int | None = None
+
+    def describe(self) -> str:
+        """A one-line human description, e.g. ``weight_hh_l0[forget gate, unit 5, h[2]]``."""
+        parts: list[str] = []
+        if self.step is not None:
+            parts.append(f"step {self.step}")
+        if self.batch is not None:
+            parts.append(f"batch {self.batch}")
+        if self.gate is not None:
+            parts.append(f"{GATE_NAMES[self.gate]} gate")
+        if self.unit is not None:
+            parts.append(("output " if self.tensor.startswith("head") else "unit ") + str(self.unit))
+        if self.column is not None:
+            parts.append(self.column)
+        where = ", ".join(parts) if parts else ",".join(map(str, self.index))
+        return f"{self.tensor}[{where}]"
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "tensor": self.tensor,
+            "index": list(self.index),
+            "layer": self.layer,
+            "gate": self.gate,
+            "unit": self.unit,
+            "column": self.column,
+            "step": self.step,
+            "batch": self.batch,
+        }
+
+
+def locate(name: str, index: tuple[int, ...], hidden_size: int) -> Location:
+    """Translate an element ``index`` of gradient ``name`` into LSTM terms."""
+    parsed = parse_name(name)
+    index = tuple(int(i) for i in index)
+    kind, layer = parsed.kind, parsed.layer
+    if kind in ("weight_ih", "weight_hh"):
+        row, col = index
+        gate, unit = row_to_gate_unit(row, hidden_size)
+        source = "x" if (kind == "weight_ih" and layer == 0) else "h"
+        return Location(name, index, layer=layer, gate=gate, unit=unit, column=f"{source}[{col}]")
+    if kind in ("bias_ih", "bias_hh"):
+        gate, unit = row_to_gate_unit(index[0], hidden_size)
+        return Location(name, index, layer=layer, gate=gate, unit=unit)
+    if kind == "head_weight":
+        out, col = index
+        return Location(name, index, unit=out, column=f"h[{col}]")
+    if kind == "head_bias":
+        return Location(name, index, unit=index[0])
+    if kind == "x":
+        step, batch, col = index
+        return Location(name, index, layer=0, column=f"x[{col}]", step=step, batch=batch)
+    # h0 / c0: (layer, batch, unit); they enter before step 0.
+    lay, batch, unit = index
+    return Location(name, index, layer=lay, unit=unit, batch=batch)

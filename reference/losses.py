@@ -1,0 +1,115 @@
+"""The loss heads: which steps are scored, the loss and its gradient wrt the logits.
+
+For scored step t and batch element b, with logits y = y_t[b] (O,):
+
+    cross_entropy:  l = logsumexp(y) - y[target]           dl/dy = softmax(y) - onehot(target)
+    mse:            l = sum_o (y[o] - target[o])^2          dl/dy = 2 (y - target)
+    bce:            l = sum_o softplus(y[o]) - target[o] y[o]   dl/dy = sigmoid(y) - target
+
+The loss is ``sum over scored (t, b) of l``, divided by the number of terms
+torch averages over when ``reduction == "mean"``: scored (t, b) pairs for
+cross_entropy, scored (t, b, o) elements for mse and bce.
+
+Every function accepts logits with extra leading axes (K stacked copies of
+the case, used by the finite-difference oracles) and is analytic: it runs
+unchanged in complex128 for the complex-step oracle. The shift of the
+log-sum-exp and the branch of softplus are taken from the real part, which
+keeps them exact and differentiable there.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from reference.activations import sigmoid
+from reference.config import LSTMConfig
+
+__all__ = ["ScoredSteps", "scored_steps", "head_loss"]
+
+
+class ScoredSteps:
+    """Which (t, b) pairs are scored and the per-step targets.
+
+    Attributes:
+        weight: (T, B) 1.0 where the step is scored, else 0.0 (float64).
+        targets: per-step targets aligned with the logits: int64 (T, B) for
+            cross_entropy, (T, B, O) floats otherwise; zeros where unscored.
+        count: the divisor of ``reduction == "mean"`` (1 for ``sum``).
+    """
+
+    __slots__ = ("weight", "targets", "count")
+
+    def __init__(self, weight: np.ndarray, targets: np.ndarray, count: int) -> None:
+        self.weight = weight
+        self.targets = targets
+        self.count = count
+
+
+def scored_steps(config: LSTMConfig, targets: np.ndarray, lengths: np.ndarray | None) -> ScoredSteps:
+    """Expand ``case.targets`` to every step and mark the scored steps.
+
+    Steps at or past ``lengths[b]`` are padding and never scored; with
+    ``loss_at == "last"`` sequence b is scored at step ``lengths[b] - 1``.
+    """
+    t_len, batch = config.seq_len, config.batch_size
+    length = np.full(batch, t_len, dtype=np.int64) if lengths is None else np.asarray(lengths)
+    steps = np.arange(t_len)[:, None]
+    if config.loss_at == "every":
+        weight = (steps < length[None, :]).astype(np.float64)
+        full = np.array(targets, copy=True)
+    else:
+        weight = (steps == (length - 1)[None, :]).astype(np.float64)
+        full = np.zeros((t_len, *targets.shape), dtype=targets.dtype)
+        full[length - 1, np.arange(batch)] = targets
+    if config.loss == "cross_entropy":
+        full = np.where(weight > 0, full, 0)
+        terms = int(weight.sum())
+    else:
+        full = full * weight[..., None].astype(full.dtype)
+        terms = int(weight.sum()) * config.output_size
+    count = terms if config.reduction == "mean" else 1
+    return ScoredSteps(weight, full, count)
+
+
+def _softplus(y: np.ndarray) -> np.ndarray:
+    positive = y.real > 0
+    # log(1 + e^y) = y + log1p(e^-y) for Re y > 0, log1p(e^y) otherwise: e^(-|y|) never overflows.
+    return np.where(positive, y, 0) + np.log1p(np.exp(np.where(positive, -y, y)))
+
+
+def head_loss(
+    y: np.ndarray, config: LSTMConfig, scored: ScoredSteps, need_grad: bool = True
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Loss of logits ``y`` (..., T, B, O) and, if ``need_grad``, dloss/dy.
+
+    Returns ``(loss, dy)``: ``loss`` has the leading shape of ``y`` (a 0-d
+    array for one case), ``dy`` the shape of ``y`` (or ``None``).
+    """
+    weight = scored.weight.astype(y.real.dtype)
+    scale = 1.0 / scored.count
+    if config.loss == "cross_entropy":
+        shift = np.max(y.real, axis=-1, keepdims=True)
+        e = np.exp(y - shift)
+        total = np.sum(e, axis=-1, keepdims=True)
+        index = np.broadcast_to(scored.targets[..., None], (*y.shape[:-1], 1))
+        picked = np.take_along_axis(y, index, axis=-1)
+        per_term = (shift + np.log(total) - picked)[..., 0]
+        loss = np.sum(per_term * weight, axis=(-2, -1)) * scale
+        if not need_grad:
+            return loss, None
+        dy = e / total
+        np.put_along_axis(dy, index, np.take_along_axis(dy, index, axis=-1) - 1, axis=-1)
+    elif config.loss == "mse":
+        diff = y - scored.targets
+        loss = np.sum(np.sum(diff * diff, axis=-1) * weight, axis=(-2, -1)) * scale
+        if not need_grad:
+            return loss, None
+        dy = 2 * diff
+    else:
+        per_term = np.sum(_softplus(y) - scored.targets * y, axis=-1)
+        loss = np.sum(per_term * weight, axis=(-2, -1)) * scale
+        if not need_grad:
+            return loss, None
+        dy = sigmoid(y) - scored.targets
+    dy *= (weight * scale)[..., None]
+    return loss, dy

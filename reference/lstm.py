@@ -1,0 +1,376 @@
+"""The reference: a stacked LSTM with a linear head, forward and backward by hand.
+
+Forward, layer k, step t (input u_t = x_t for k = 0, the layer below's h_t otherwise)::
+
+    z_t = W_ih u_t + W_hh h_{t-1} + b_ih + b_hh            (B, 4H), blocks i, f, g, o
+    i_t = sigmoid(z_i)  f_t = sigmoid(z_f + forget_bias)  g_t = tanh(z_g)  o_t = sigmoid(z_o)
+    c_t = f_t * c_{t-1} + i_t * g_t
+    h_t = o_t * tanh(c_t)          (cell_output "tanh")   or   o_t * c_t   ("identity")
+    y_t = W_head h_t^(top) + b_head                        (B, O)
+
+Backward through time (the seeds' delta-h / delta-c recursions), layer k, t = T-1 .. 0,
+with dh_out_t the gradient reaching h_t from the head (top layer) or the layer above::
+
+    dh_t  = dh_out_t + W_hh^T dz_{t+1}                     (recurrent term; dh_n at t = T-1)
+    dc_t  = dc_{t+1} * f_{t+1} + dh_t * o_t * tanh'(c_t)   (cell carry; dc_n at t = T-1)
+            (identity: dh_t * o_t in place of dh_t * o_t * tanh'(c_t))
+    dz_i = dc_t g_t sigma'   dz_f = dc_t c_{t-1} sigma'   dz_g = dc_t i_t tanh'   dz_o = dh_t tanh(c_t) sigma'
+    dW_ih = sum_t dz_t u_t^T   dW_hh = sum_t dz_t h_{t-1}^T   db_ih = db_hh = sum_t dz_t
+    du_t  = W_ih^T dz_t        (only h passes between layers: du_t is the lower layer's dh_out_t)
+
+The c-gradient starts at zero at the last step of each layer unless the case
+has a final-state term (then it starts at dc_n). Padding steps (t >= lengths[b])
+copy the state forward, so their gradient passes straight through and their
+dz is zero. Shapes: T steps, B batch, I inputs, H hidden, O outputs.
+
+Note [Speed]
+------------
+One GEMM projects every step's input, one GEMM per step runs the recurrence,
+and the weight gradients are one GEMM each after the loop over the stored dz.
+Elementwise work writes into preallocated arrays (``out=``) so the loops
+allocate nothing per step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from reference.activations import activate_gates, gate_constants
+from reference.case import Case
+from reference.config import LSTMConfig
+from reference.layout import (
+    HEAD_BIAS,
+    HEAD_WEIGHT,
+    bias_hh,
+    bias_ih,
+    gate_blocks,
+    gate_slice,
+    weight_hh,
+    weight_ih,
+)
+from reference.losses import ScoredSteps, head_loss, scored_steps
+
+__all__ = [
+    "LayerCache",
+    "LayerGrads",
+    "Cache",
+    "ForwardResult",
+    "BackwardResult",
+    "layer_forward",
+    "layer_backward",
+    "forward",
+    "backward",
+    "grads",
+    "step_mask",
+    "per_step_contributions",
+]
+
+
+@dataclass(frozen=True)
+class LayerCache:
+    """What one layer's backward needs. T steps, B batch, I_k inputs, H hidden.
+
+    Attributes:
+        inputs: (T, B, I_k) the layer's input sequence.
+        w_ih, w_hh: (4H, I_k), (4H, H) weights.
+        gates: (T, B, 4H) activations i, f, g, o.
+        dgates: (T, B, 4H) derivative of each activation wrt its pre-activation.
+        h: (T+1, B, H) h[0] = h0, h[t+1] = h_t.
+        c: (T+1, B, H) c[0] = c0, c[t+1] = c_t.
+        cell: (T, B, H) tanh(c_t), or c_t for cell_output "identity".
+        mask: (T, B, 1) bool, True on valid steps, or None (no padding).
+    """
+
+    inputs: np.ndarray
+    w_ih: np.ndarray
+    w_hh: np.ndarray
+    gates: np.ndarray
+    dgates: np.ndarray
+    h: np.ndarray
+    c: np.ndarray
+    cell: np.ndarray
+    mask: np.ndarray | None
+    cell_output: str
+
+
+@dataclass(frozen=True)
+class LayerGrads:
+    """Gradients of one layer: du (T, B, I_k), dw_ih, dw_hh, db (4H,) (shared by
+    b_ih and b_hh), dh0 and dc0 (B, H), and dz (T, B, 4H), the per-step gate
+    pre-activation gradients."""
+
+    du: np.ndarray
+    dw_ih: np.ndarray
+    dw_hh: np.ndarray
+    db: np.ndarray
+    dh0: np.ndarray
+    dc0: np.ndarray
+    dz: np.ndarray
+
+
+def step_mask(lengths: np.ndarray | None, seq_len: int) -> np.ndarray | None:
+    """(T, B, 1) bool mask of valid steps (t < lengths[b]), or None without lengths."""
+    if lengths is None:
+        return None
+    return (np.arange(seq_len)[:, None] < np.asarray(lengths)[None, :])[..., None]
+
+
+def layer_forward(
+    inputs: np.ndarray,
+    w_ih: np.ndarray,
+    w_hh: np.ndarray,
+    bias: np.ndarray,
+    h0: np.ndarray,
+    c0: np.ndarray,
+    *,
+    cell_output: str = "tanh",
+    mask: np.ndarray | None = None,
+) -> LayerCache:
+    """Run one LSTM layer over a sequence.
+
+    Args:
+        inputs: (T, B, I) input sequence.
+        w_ih, w_hh: (4H, I) and (4H, H) weights, gate blocks i, f, g, o.
+        bias: (4H,) the total bias b_ih + b_hh with forget_bias already added
+            to the forget rows (see :func:`effective_bias`).
+        h0, c0: (B, H) initial states.
+        cell_output: "tanh" (h = o tanh(c)) or "identity" (h = o c).
+        mask: (T, B, 1) valid-step mask or None.
+
+    Returns:
+        The layer's :class:`LayerCache`; its outputs are ``cache.h[1:]``.
+    """
+    t_len, batch, _ = inputs.shape
+    hidden = w_hh.shape[1]
+    dtype = np.result_type(inputs, w_ih, w_hh, h0)
+    consts = gate_constants(hidden, dtype)
+    z = (inputs.reshape(t_len * batch, -1) @ w_ih.T).reshape(t_len, batch, 4 * hidden)
+    z += bias
+    gates = np.empty((t_len, batch, 4 * hidden), dtype=dtype)
+    dgates = np.empty_like(gates)
+    h = np.empty((t_len + 1, batch, hidden), dtype=dtype)
+    c = np.empty_like(h)
+    cell = np.empty((t_len, batch, hidden), dtype=dtype)
+    h[0], c[0] = h0, c0
+    w_hh_t = w_hh.T
+    rec = np.empty((batch, 4 * hidden), dtype=dtype)
+    scratch = np.empty_like(rec)
+    tmp = np.empty((batch, hidden), dtype=dtype)
+    identity = cell_output == "identity"
+    for t in range(t_len):
+        np.matmul(h[t], w_hh_t, out=rec)
+        zt = z[t]
+        zt += rec
+        activate_gates(zt, consts, gates[t], dgates[t], scratch)
+        i, f, g, o = gate_blocks(gates[t], hidden)
+        ct = c[t + 1]
+        np.multiply(f, c[t], out=ct)
+        np.multiply(i, g, out=tmp)
+        ct += tmp
+        if identity:
+            cell[t] = ct
+        else:
+            np.tanh(ct, out=cell[t])
+        np.multiply(o, cell[t], out=h[t + 1])
+        if mask is not None:
+            # Padding copies the state forward, exactly like torch's packed sequences.
+            np.copyto(h[t + 1], h[t], where=~mask[t])
+            np.copyto(ct, c[t], where=~mask[t])
+    return LayerCache(inputs, w_ih, w_hh, gates, dgates, h, c, cell, mask, cell_output)
+
+
+def layer_backward(
+    cache: LayerCache,
+    dh_out: np.ndarray,
+    dh_n: np.ndarray | None = None,
+    dc_n: np.ndarray | None = None,
+) -> LayerGrads:
+    """Backpropagate through one layer (the recursion in the module docstring).
+
+    Args:
+        cache: the layer's :class:`LayerCache`.
+        dh_out: (T, B, H) gradient of the loss wrt each output h_t from outside
+            the layer (the head or the layer above).
+        dh_n, dc_n: (B, H) gradients wrt the final states, or None (zero).
+    """
+    t_len, batch, _ = cache.inputs.shape
+    hidden = cache.w_hh.shape[1]
+    dtype = cache.gates.dtype
+    mask = cache.mask
+    identity = cache.cell_output == "identity"
+    dz = np.empty((t_len, batch, 4 * hidden), dtype=dtype)
+    dh_next = np.zeros((batch, hidden), dtype=dtype) if dh_n is None else np.array(dh_n, dtype=dtype)
+    dc_next = np.zeros((batch, hidden), dtype=dtype) if dc_n is None else np.array(dc_n, dtype=dtype)
+    dh = np.empty((batch, hidden), dtype=dtype)
+    dc = np.empty_like(dh)
+    tmp = np.empty_like(dh)
+    dh_prev = np.empty_like(dh)
+    for t in range(t_len - 1, -1, -1):
+        i, f, g, o = gate_blocks(cache.gates[t], hidden)
+        dz_i, dz_f, dz_g, dz_o = gate_blocks(dz[t], hidden)
+        np.add(dh_out[t], dh_next, out=dh)
+        cell = cache.cell[t]
+        # dc = dc_next + dh * o * d(cell)/dc
+        np.multiply(dh, o, out=dc)
+        if not identity:
+            np.multiply(cell, cell, out=tmp)
+            np.subtract(1.0, tmp, out=tmp)
+            dc *= tmp
+        dc += dc_next
+        np.multiply(dc, g, out=dz_i)
+        np.multiply(dc, cache.c[t], out=dz_f)
+        np.multiply(dc, i, out=dz_g)
+        np.multiply(dh, cell, out=dz_o)
+        dz[t] *= cache.dgates[t]
+        if mask is None:
+            np.matmul(dz[t], cache.w_hh, out=dh_next)
+            np.multiply(dc, f, out=dc_next)
+        else:
+            valid = mask[t]
+            dz[t] *= valid
+            np.matmul(dz[t], cache.w_hh, out=dh_prev)
+            # A padded step is a copy: its incoming gradients pass through unchanged.
+            np.copyto(dh_next, np.where(valid, dh_prev, dh))
+            np.copyto(dc_next, np.where(valid, dc * f, dc_next))
+    flat_dz = dz.reshape(t_len * batch, 4 * hidden)
+    dw_ih = flat_dz.T @ cache.inputs.reshape(t_len * batch, -1)
+    dw_hh = flat_dz.T @ cache.h[:-1].reshape(t_len * batch, hidden)
+    db = flat_dz.sum(axis=0)
+    du = (flat_dz @ cache.w_ih).reshape(t_len, batch, -1)
+    return LayerGrads(du, dw_ih, dw_hh, db, dh_next, dc_next, dz)
+
+
+# ----------------------------------------------------------------------------- the model
+
+
+@dataclass(frozen=True)
+class ForwardResult:
+    """Outputs of :func:`forward`: the scalar ``loss``, logits ``y`` (T, B, O) and
+    each layer's final states ``h_n``, ``c_n`` (L, B, H) after each sequence's last
+    valid step (torch's h_n, c_n)."""
+
+    loss: float
+    y: np.ndarray
+    h_n: np.ndarray
+    c_n: np.ndarray
+
+
+@dataclass(frozen=True)
+class Cache:
+    """Everything :func:`backward` needs: the case, each layer's cache, the top
+    layer's outputs (T, B, H) and dloss/dy (T, B, O)."""
+
+    case: Case
+    layers: tuple[LayerCache, ...]
+    top: np.ndarray
+    dy: np.ndarray
+
+
+@dataclass(frozen=True)
+class BackwardResult:
+    """Gradients by contract name, plus each layer's :class:`LayerGrads` (index = layer)."""
+
+    grads: dict[str, np.ndarray]
+    layers: tuple[LayerGrads, ...]
+
+
+def effective_bias(b_ih: np.ndarray, b_hh: np.ndarray, forget_bias: float) -> np.ndarray:
+    """b_ih + b_hh with TensorFlow's constant forget_bias added to the forget rows."""
+    bias = b_ih + b_hh
+    bias[gate_slice("f", bias.shape[0] // 4)] += forget_bias
+    return bias
+
+
+def forward_layers(case: Case) -> tuple[LayerCache, ...]:
+    """Run every layer of ``case``'s stack; only h passes up, c stays in its layer."""
+    cfg = case.config
+    mask = step_mask(case.lengths, cfg.seq_len)
+    layers: list[LayerCache] = []
+    inputs = case.x
+    for k in range(cfg.num_layers):
+        p = case.params
+        bias = effective_bias(p[bias_ih(k)], p[bias_hh(k)], cfg.forget_bias)
+        cache = layer_forward(
+            inputs,
+            p[weight_ih(k)],
+            p[weight_hh(k)],
+            bias,
+            case.h0[k],
+            case.c0[k],
+            cell_output=cfg.cell_output,
+            mask=mask,
+        )
+        layers.append(cache)
+        inputs = cache.h[1:]
+    return tuple(layers)
+
+
+def forward(case: Case) -> tuple[ForwardResult, Cache]:
+    """The model's forward pass and loss (module docstring); returns (outputs, cache)."""
+    cfg = case.config
+    layers = forward_layers(case)
+    top = layers[-1].h[1:]
+    y = top @ case.params[HEAD_WEIGHT].T + case.params[HEAD_BIAS]
+    scored: ScoredSteps = scored_steps(cfg, case.targets, case.lengths)
+    loss, dy = head_loss(y, cfg, scored)
+    h_n = np.stack([layer.h[-1] for layer in layers])
+    c_n = np.stack([layer.c[-1] for layer in layers])
+    total = float(loss)
+    if cfg.final_state:
+        # Added after the reduction and never divided (contract: final states).
+        total += float(np.sum(case.dh_n * h_n) + np.sum(case.dc_n * c_n))
+    return ForwardResult(total, y, h_n, c_n), Cache(case, layers, top, dy)
+
+
+def backward(cache: Cache) -> BackwardResult:
+    """Every gradient of the loss, by contract name (parameters, x, h0, c0)."""
+    case = cache.case
+    cfg: LSTMConfig = case.config
+    w_head = case.params[HEAD_WEIGHT]
+    flat_dy = cache.dy.reshape(-1, cfg.output_size)
+    out: dict[str, np.ndarray] = {
+        HEAD_WEIGHT: flat_dy.T @ cache.top.reshape(-1, cfg.hidden_size),
+        HEAD_BIAS: flat_dy.sum(axis=0),
+    }
+    dh_out = cache.dy @ w_head
+    dh0 = np.empty_like(case.h0)
+    dc0 = np.empty_like(case.c0)
+    layer_grads: list[LayerGrads] = [None] * cfg.num_layers  # type: ignore[list-item]
+    for k in range(cfg.num_layers - 1, -1, -1):
+        dh_n = case.dh_n[k] if cfg.final_state else None
+        dc_n = case.dc_n[k] if cfg.final_state else None
+        lg = layer_backward(cache.layers[k], dh_out, dh_n, dc_n)
+        layer_grads[k] = lg
+        out[weight_ih(k)] = lg.dw_ih
+        out[weight_hh(k)] = lg.dw_hh
+        out[bias_ih(k)] = lg.db
+        out[bias_hh(k)] = lg.db.copy()
+        dh0[k], dc0[k] = lg.dh0, lg.dc0
+        dh_out = lg.du
+    out["x"] = dh_out
+    out["h0"] = dh0
+    out["c0"] = dc0
+    return BackwardResult(out, tuple(layer_grads))
+
+
+def grads(case: Case) -> tuple[float, dict[str, np.ndarray]]:
+    """The contract's ``grads(case)``: the loss and every gradient, by name."""
+    result, cache = forward(case)
+    return result.loss, backward(cache).grads
+
+
+def per_step_contributions(cache: Cache, result: BackwardResult) -> dict[str, np.ndarray]:
+    """Each step's contribution to each LSTM parameter gradient, (T, *shape).
+
+    ``dW_ih`` at step t is ``dz_t^T u_t``; the full gradient is the sum over t.
+    Used by the report to find the step where a parameter's error enters.
+    """
+    out: dict[str, np.ndarray] = {}
+    for k, (layer, lg) in enumerate(zip(cache.layers, result.layers, strict=True)):
+        out[weight_ih(k)] = np.einsum("tbr,tbc->trc", lg.dz, layer.inputs)
+        out[weight_hh(k)] = np.einsum("tbr,tbc->trc", lg.dz, layer.h[:-1])
+        out[bias_ih(k)] = lg.dz.sum(axis=1)
+        out[bias_hh(k)] = out[bias_ih(k)].copy()
+    return out
