@@ -148,15 +148,8 @@ def single_step(case: Case) -> tuple[float, dict[str, np.ndarray]]:
 def test_seq_len_one_is_a_single_cell_step(case):
     """At T = 1 the reference equals one cell step differentiated in closed form."""
     count_example("seq_len 1 = one cell step")
-    case = case if case.config.seq_len == 1 else example_steps(case, 1)
+    case = case.truncated(1)
     expected_loss, expected = single_step(case)
     loss, grads = reference.grads(case)
     assert set(grads) == set(expected)
     assert_same_gradients(case, loss, grads, expected_loss, expected, "closed-form cell step")
-
-
-def example_steps(case: Case, steps: int) -> Case:
-    """``case`` cut to its first ``steps`` steps (every batch element)."""
-    cfg = case.config
-    targets = case.targets[:steps] if cfg.loss_at == "every" else case.targets
-    return case.replace(config=cfg.replace(seq_len=steps), x=case.x[:steps], targets=targets, lengths=None)

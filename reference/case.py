@@ -185,6 +185,19 @@ class Case:
                 raise CaseError(f"case: no array named {name!r}")
         return self.replace(params=params, **changes)
 
+    def truncated(self, steps: int) -> Case:
+        """The case cut to its first ``steps`` steps (lengths clipped to ``steps``).
+
+        With ``loss_at == "last"`` each sequence is then scored at its last step
+        within the cut; the final-state term applies to the states after it.
+        """
+        cfg = self.config
+        if not 1 <= steps <= cfg.seq_len:
+            raise CaseError(f"truncated: steps must lie in [1, seq_len={cfg.seq_len}], got {steps}")
+        targets = self.targets[:steps] if cfg.loss_at == "every" else self.targets
+        lengths = None if self.lengths is None else np.minimum(self.lengths, steps)
+        return self.replace(config=cfg.replace(seq_len=steps), x=self.x[:steps], targets=targets, lengths=lengths)
+
     def astype(self, dtype: str) -> Case:
         """The same case in another dtype (floats are cast; class indices stay int64)."""
         cfg = self.config.replace(dtype=dtype)

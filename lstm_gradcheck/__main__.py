@@ -1,0 +1,5 @@
+import sys
+
+from lstm_gradcheck.cli import main
+
+sys.exit(main())

@@ -1,0 +1,240 @@
+"""The ``lstm-gradcheck`` command line (see ``lstm-gradcheck --help``).
+
+Exit status: 0 pass, 1 the implementation is wrong (or found wrong), 2 usage
+error or unusable implementation, 130 interrupted, 3 an internal error of the
+harness itself (please report it with ``LSTM_GRADCHECK_DEBUG=1``'s traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+
+from lstm_gradcheck.implementation import (
+    ImplementationLoadError,
+    UsageError,
+    load_implementation,
+    reference_implementation,
+)
+from reference.config import CHOICES, MEMORY_LIMIT_BYTES, CaseError, LSTMConfig, estimate_bytes
+
+__all__ = ["main", "build_parser", "config_from_args", "case_from_args"]
+
+EXAMPLES = """\
+examples:
+  lstm-gradcheck report                                  check the built-in reference on the default case
+  lstm-gradcheck report --seq-len 12 --num-layers 3 --forget-bias 1 --lengths 12,7,3
+  lstm-gradcheck report --impl mypkg.lstm:grads --json   check your implementation, JSON for CI
+  lstm-gradcheck report --impl path/to/my_lstm.py:grads --oracle torch --oracle fd
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but usage errors never print a traceback and always exit 2."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if not 0 <= value < 2**63:
+        raise argparse.ArgumentTypeError(f"expected an integer in [0, 2^63), got {value}")
+    return value
+
+
+def _finite_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = _finite_float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
+    return value
+
+
+def _bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("true", "yes", "1", "on"):
+        return True
+    if lowered in ("false", "no", "0", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def _lengths(text: str) -> list[int]:
+    parts = [p.strip() for p in text.split(",")]
+    try:
+        values = [int(p) for p in parts]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers like 5,3,1, got {text!r}") from None
+    return values
+
+
+def _add_case_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("case options (defaults: the built-in case)")
+    defaults = LSTMConfig()
+    for name in ("input_size", "hidden_size", "num_layers", "output_size", "seq_len", "batch_size"):
+        group.add_argument(
+            "--" + name.replace("_", "-"), type=_positive_int, metavar="N", help=f"default {getattr(defaults, name)}"
+        )
+    for name in ("loss_at", "loss", "reduction", "cell_output", "dtype"):
+        group.add_argument(
+            "--" + name.replace("_", "-"), choices=CHOICES[name], help=f"default {getattr(defaults, name)}"
+        )
+    group.add_argument("--forget-bias", type=_finite_float, metavar="B", help=f"default {defaults.forget_bias}")
+    group.add_argument(
+        "--final-state",
+        type=_bool,
+        nargs="?",
+        const=True,
+        metavar="BOOL",
+        help=f"add the final-state term (default {str(defaults.final_state).lower()})",
+    )
+    group.add_argument("--no-final-state", dest="final_state", action="store_false", help="no final-state term")
+    group.add_argument("--lengths", type=_lengths, metavar="L1,L2,..", help="one length per sequence (default none)")
+    group.add_argument("--seed", type=_seed, default=0, help="seeds every random array (default 0)")
+    group.add_argument(
+        "--weight-scale", type=_positive_float, default=1.0, metavar="S", help="weights ~ U(-S/sqrt(H), S/sqrt(H))"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="lstm-gradcheck",
+        description="Prove an LSTM's hand-derived gradients right, or show exactly where they are wrong.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", metavar="{report}", parser_class=_Parser)
+    sub.required = True
+
+    report = sub.add_parser(
+        "report",
+        help="check one case against every oracle that fits; a mismatch table",
+        description="Check one case (built from the options and --seed) against every oracle that fits.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    report.add_argument("--impl", metavar="SPEC", help="package.module:function or path/to/file.py:function")
+    report.add_argument(
+        "--oracle",
+        action="append",
+        metavar="NAME",
+        help="run this oracle (repeatable; default every one that fits): torch, torch-nn, fd, complex-step, "
+        "taylor, directional",
+    )
+    report.add_argument("--json", action="store_true", help="print one JSON object on stdout and nothing else")
+    _add_case_options(report)
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> LSTMConfig:
+    """The case config from the parsed case options (defaults for the rest)."""
+    given = {name: getattr(args, name) for name in LSTMConfig.field_names() if getattr(args, name, None) is not None}
+    try:
+        config = LSTMConfig(**given)
+    except CaseError as exc:
+        raise UsageError(_cli_message(str(exc))) from None
+    need = 3 * estimate_bytes(config)
+    if need > MEMORY_LIMIT_BYTES:
+        raise UsageError(
+            f"this case would need about {need / 2**30:.1f} GiB (limit {MEMORY_LIMIT_BYTES / 2**30:.0f} GiB): "
+            "reduce --seq-len, --batch-size or --hidden-size"
+        )
+    return config
+
+
+def case_from_args(args: argparse.Namespace):
+    from reference.case import make_case  # noqa: PLC0415
+
+    config = config_from_args(args)
+    try:
+        return make_case(config, args.seed, args.lengths, weight_scale=args.weight_scale)
+    except CaseError as exc:
+        raise UsageError(_cli_message(str(exc))) from None
+
+
+def _cli_message(text: str) -> str:
+    """Name the CLI option rather than the config field in a validation message."""
+    for name in LSTMConfig.field_names():
+        text = text.replace(f"config.{name}:", f"--{name.replace('_', '-')}:")
+    return text.replace("case.lengths:", "--lengths:")
+
+
+def _run_report(args: argparse.Namespace) -> int:
+    from lstm_gradcheck.render import render_report  # noqa: PLC0415
+    from lstm_gradcheck.report import build_report  # noqa: PLC0415
+    from oracles.registry import oracle_names  # noqa: PLC0415
+
+    case = case_from_args(args)
+    for name in args.oracle or ():
+        if name not in oracle_names():
+            raise UsageError(f"--oracle: unknown oracle {name!r}; choose from {', '.join(oracle_names())}")
+    impl = load_implementation(args.impl) if args.impl else reference_implementation()
+    report = build_report(case, impl, args.oracle)
+    if report.outcome.status == "unsupported":
+        raise ImplementationLoadError(
+            f"the implementation does not support this case (it raised {report.outcome.error}); "
+            "choose a case it supports"
+        )
+    if args.json:
+        json.dump(report.as_json(), sys.stdout, indent=2, allow_nan=False)
+        sys.stdout.write("\n")
+    else:
+        render_report(report, sys.stdout)
+    return report.exit_status
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``lstm-gradcheck`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "report":
+            return _run_report(args)
+        raise UsageError(f"unknown command {args.command!r}")
+    except UsageError as exc:
+        sys.stderr.write(f"lstm-gradcheck: error: {exc}\n")
+        return 2
+    except KeyboardInterrupt:
+        sys.stderr.write("lstm-gradcheck: interrupted\n")
+        return 130
+    except Exception as exc:
+        if os.environ.get("LSTM_GRADCHECK_DEBUG"):
+            traceback.print_exc()
+        sys.stderr.write(
+            f"lstm-gradcheck: internal error: {type(exc).__name__}: {exc}\n"
+            "(this is a bug in lstm-gradcheck; rerun with LSTM_GRADCHECK_DEBUG=1 for the traceback and report it)\n"
+        )
+        return 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())
