@@ -9,6 +9,7 @@ forward-pass count, which the report prints and puts in the JSON.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -27,6 +28,10 @@ __all__ = [
     "register",
     "run_oracle",
     "default_oracles",
+    "reference_loss",
+    "FullGradient",
+    "LossFn",
+    "JudgeFn",
 ]
 
 
@@ -75,18 +80,26 @@ class FullGradient:
     details: Mapping[str, object] = field(default_factory=dict)
 
 
+LossFn = Callable[[Case], float]
+"""Evaluates the loss of a float64 case: the reference's forward by default, or an
+implementation's own loss (so an implementation is checked against its own forward)."""
+
+JudgeFn = Callable[[Case, float, Mapping[str, np.ndarray], Mapping[str, float], LossFn], OracleReport]
+"""judge(case, loss, grads, conditioning, loss_fn) -> OracleReport, for oracles that
+judge an implementation's gradient directly instead of computing their own."""
+
+
 @dataclass(frozen=True)
 class OracleSpec:
-    """One oracle: ``unfit(config)`` returns why it cannot run on a case (or None);
-    exactly one of ``gradient`` (full-gradient oracles) and ``judge`` is set."""
+    """One oracle: ``unfit(config)`` returns why it cannot run on a case (None if it
+    can; the default set is every oracle that fits); exactly one of ``gradient``
+    (full-gradient oracles) and ``judge`` is set."""
 
     name: str
     summary: str
     unfit: Callable[[LSTMConfig], str | None]
     gradient: Callable[[Case], FullGradient] | None = None
-    judge: Callable[[Case, float, Mapping[str, np.ndarray], Mapping[str, float]], OracleReport] | None = None
-    #: runs by default only when it fits this budget of element-evaluations
-    default: bool = True
+    judge: JudgeFn | None = None
 
 
 ORACLES: dict[str, OracleSpec] = {}
@@ -105,7 +118,14 @@ def oracle_names() -> tuple[str, ...]:
 def default_oracles(config: LSTMConfig) -> tuple[str, ...]:
     """Every oracle that fits the case's size and settings (the CLI's default)."""
     _load_builtin()
-    return tuple(name for name, spec in ORACLES.items() if spec.default and spec.unfit(config) is None)
+    return tuple(name for name, spec in ORACLES.items() if spec.unfit(config) is None)
+
+
+def reference_loss(case: Case) -> float:
+    """The contract model's loss by the reference's forward pass, in the case's dtype."""
+    from reference.lstm import forward  # noqa: PLC0415
+
+    return forward(case)[0].loss
 
 
 def run_oracle(
@@ -114,8 +134,13 @@ def run_oracle(
     loss: float | None,
     grads: Mapping[str, np.ndarray],
     conditioning: Mapping[str, float],
+    loss_fn: LossFn | None = None,
 ) -> OracleReport:
-    """Run oracle ``name`` on ``case`` and judge the implementation's ``loss``/``grads``."""
+    """Run oracle ``name`` on ``case`` and judge the implementation's ``loss``/``grads``.
+
+    ``loss_fn`` is what judging oracles differentiate numerically (default:
+    :func:`reference_loss`); full-gradient oracles ignore it.
+    """
     _load_builtin()
     spec = ORACLES[name]
     reason = spec.unfit(case.config)
@@ -123,8 +148,8 @@ def run_oracle(
         return OracleReport(name, "skipped", 0.0, 0, reason=reason)
     start = time.perf_counter()
     if spec.judge is not None:
-        report = spec.judge(case, loss, grads, conditioning)
-        return report
+        report = spec.judge(case, loss, grads, conditioning, loss_fn or reference_loss)
+        return dataclasses.replace(report, seconds=time.perf_counter() - start)
     answer = spec.gradient(case)
     seconds = time.perf_counter() - start
     tolerance = make_tolerance(case.config.dtype, answer.grads, conditioning)
