@@ -25,6 +25,12 @@ from reference.config import CHOICES, MEMORY_LIMIT_BYTES, CaseError, LSTMConfig,
 
 __all__ = ["main", "build_parser", "config_from_args", "case_from_args"]
 
+SEARCH_EXAMPLES = """\
+examples:
+  lstm-gradcheck search --impl mypkg.lstm:grads               200 random cases, shrink the first failure
+  lstm-gradcheck search --impl my_lstm.py:grads --max-examples 2000 --seed 7 --json
+"""
+
 EXAMPLES = """\
 examples:
   lstm-gradcheck report                                  check the built-in reference on the default case
@@ -132,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    sub = parser.add_subparsers(dest="command", metavar="{report}", parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", metavar="{report,search}", parser_class=_Parser)
     sub.required = True
 
     report = sub.add_parser(
@@ -151,7 +157,27 @@ def build_parser() -> argparse.ArgumentParser:
         "taylor, directional",
     )
     report.add_argument("--json", action="store_true", help="print one JSON object on stdout and nothing else")
+    report.add_argument("--plot", metavar="FILE.png", help="also draw a heatmap of the error per gate and time step")
     _add_case_options(report)
+
+    search = sub.add_parser(
+        "search",
+        help="search random cases for one where the implementation is wrong; shrink it",
+        description="A Hypothesis search (the property suite's strategies) for a case where the implementation "
+        "disagrees with the oracles; the failure is shrunk to a minimal case, reported in full, and printed as a "
+        "ready-to-run `lstm-gradcheck report` command line.",
+        epilog=SEARCH_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    search.add_argument("--impl", metavar="SPEC", help="package.module:function or path/to/file.py:function")
+    search.add_argument(
+        "--max-examples", type=_positive_int, default=None, metavar="N", help="cases to try (default 200)"
+    )
+    search.add_argument("--seed", type=_seed, default=0, help="the search's seed: the same seed gives the same result")
+    search.add_argument(
+        "--oracle", action="append", metavar="NAME", help="oracle(s) the search compares against (default torch)"
+    )
+    search.add_argument("--json", action="store_true", help="print one JSON object on stdout and nothing else")
     return parser
 
 
@@ -191,12 +217,9 @@ def _cli_message(text: str) -> str:
 def _run_report(args: argparse.Namespace) -> int:
     from lstm_gradcheck.render import render_report  # noqa: PLC0415
     from lstm_gradcheck.report import build_report  # noqa: PLC0415
-    from oracles.registry import oracle_names  # noqa: PLC0415
 
     case = case_from_args(args)
-    for name in args.oracle or ():
-        if name not in oracle_names():
-            raise UsageError(f"--oracle: unknown oracle {name!r}; choose from {', '.join(oracle_names())}")
+    _check_oracles(args.oracle)
     impl = load_implementation(args.impl) if args.impl else reference_implementation()
     report = build_report(case, impl, args.oracle)
     if report.outcome.status == "unsupported":
@@ -204,12 +227,136 @@ def _run_report(args: argparse.Namespace) -> int:
             f"the implementation does not support this case (it raised {report.outcome.error}); "
             "choose a case it supports"
         )
+    if args.plot:
+        from lstm_gradcheck.plot import plot_report  # noqa: PLC0415
+
+        plot_report(report, args.plot, impl)
     if args.json:
-        json.dump(report.as_json(), sys.stdout, indent=2, allow_nan=False)
-        sys.stdout.write("\n")
+        _print_json(report.as_json())
     else:
         render_report(report, sys.stdout)
+        if args.plot:
+            sys.stdout.write(f"plot: {args.plot}\n")
     return report.exit_status
+
+
+def _check_oracles(names: Sequence[str] | None) -> None:
+    from oracles.registry import oracle_names  # noqa: PLC0415
+
+    for name in names or ():
+        if name not in oracle_names():
+            raise UsageError(f"--oracle: unknown oracle {name!r}; choose from {', '.join(oracle_names())}")
+
+
+def _run_search(args: argparse.Namespace) -> int:
+    from lstm_gradcheck.render import render_report  # noqa: PLC0415
+    from lstm_gradcheck.report import build_report  # noqa: PLC0415
+    from lstm_gradcheck.search import (  # noqa: PLC0415
+        DEFAULT_MAX_EXAMPLES,
+        SearchProgress,
+        report_command,
+        search,
+        terminal_progress,
+    )
+
+    _check_oracles(args.oracle)
+    _hypothesis_home_outside_cwd()
+    impl = load_implementation(args.impl) if args.impl else reference_implementation()
+    progress = SearchProgress()
+    show = terminal_progress(sys.stderr)
+    max_examples = args.max_examples or DEFAULT_MAX_EXAMPLES
+    try:
+        result = search(
+            impl,
+            max_examples=max_examples,
+            seed=args.seed,
+            oracles=tuple(args.oracle or ("torch",)),
+            progress=progress,
+            on_progress=show,
+        )
+    except KeyboardInterrupt:
+        return _interrupted(args, progress, report_command)
+    if sys.stderr.isatty():
+        sys.stderr.write("\r" + progress.line() + "\n")
+    summary = {
+        "found": result.found,
+        "examples": result.examples,
+        "unsupported": result.unsupported,
+        "seconds": result.seconds,
+        "seed": result.seed,
+        "max_examples": max_examples,
+        "supported": list(result.space_notes),
+    }
+    narrowed = f"; searched only what it supports ({'; '.join(result.space_notes)})" if result.space_notes else ""
+    if not result.found:
+        if args.json:
+            _print_json({"verdict": "pass", **summary, "case": None, "gradients": [], "oracles": [], "timings": {}})
+        else:
+            sys.stdout.write(
+                f"no failing case in {result.examples} examples ({result.unsupported} unsupported) "
+                f"in {result.seconds:.1f} s (seed {result.seed}){narrowed}\n"
+            )
+        return 0
+    report = build_report(result.case, impl)
+    command = report_command(result.case, args.impl)
+    if args.json:
+        data = report.as_json()
+        data.update(summary)
+        data["verdict"] = "fail"
+        data["why"] = result.why
+        data["command"] = command
+        _print_json(data)
+    else:
+        sys.stdout.write(
+            f"found a failing case after {result.examples} examples ({result.unsupported} unsupported) "
+            f"in {result.seconds:.1f} s (seed {result.seed}){narrowed}; shrunk to the minimal case below.\n\n"
+        )
+        render_report(report, sys.stdout)
+        sys.stdout.write(f"\nreproduce: {command}\n")
+    return 1
+
+
+def _hypothesis_home_outside_cwd() -> None:
+    """Hypothesis keeps a cache in ./.hypothesis by default; a command must not litter the user's folder."""
+    from hypothesis.configuration import set_hypothesis_home_dir  # noqa: PLC0415
+
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    set_hypothesis_home_dir(os.path.join(cache, "lstm-gradcheck", "hypothesis"))
+
+
+def _interrupted(args: argparse.Namespace, progress, report_command) -> int:
+    """Ctrl-C during a search: the smallest failing case so far (or none), exit 130."""
+    case = progress.smallest
+    command = report_command(case, args.impl) if case is not None else None
+    if args.json:
+        from lstm_gradcheck.report import case_json  # noqa: PLC0415
+
+        _print_json(
+            {
+                "verdict": "fail" if case is not None else "pass",
+                "interrupted": True,
+                "found": case is not None,
+                "examples": progress.examples,
+                "unsupported": progress.unsupported,
+                "case": case_json(case) if case is not None else None,
+                "why": progress.smallest_why,
+                "command": command,
+            }
+        )
+    else:
+        sys.stdout.write(f"\ninterrupted after {progress.examples} examples ({progress.unsupported} unsupported)\n")
+        if case is None:
+            sys.stdout.write("no failing case found so far\n")
+        else:
+            sys.stdout.write(f"smallest failing case so far (not fully shrunk):\n  {case.describe()}\n")
+            sys.stdout.write(f"  {progress.smallest_why.splitlines()[0]}\nreproduce: {command}\n")
+    sys.stdout.flush()
+    return 130
+
+
+def _print_json(data: dict) -> None:
+    json.dump(data, sys.stdout, indent=2, allow_nan=False)
+    sys.stdout.write("\n")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -219,6 +366,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "report":
             return _run_report(args)
+        if args.command == "search":
+            return _run_search(args)
         raise UsageError(f"unknown command {args.command!r}")
     except UsageError as exc:
         sys.stderr.write(f"lstm-gradcheck: error: {exc}\n")

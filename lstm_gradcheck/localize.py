@@ -7,9 +7,12 @@ weights. BPTT runs from the last step backwards, so the step where the error
 *enters* is the latest step whose contribution is wrong; every earlier step
 inherits it.
 
-Prefix runs (any implementation): the implementation and torch on the case's
-first T' = 1, 2, ... steps; the first T' that mismatches tells that the error
-needs step T' - 1 to appear.
+Suffix runs (any implementation): the implementation and torch on each
+sequence's last T' = 1, 2, ... steps, started from the exact states before
+them (:func:`suffix_case`). A suffix case's gradients are exactly the full
+case's contributions of those steps, so the first T' on which a tensor
+mismatches says the same as per-step contributions: the error enters at step
+T - T'. Both methods count the way BPTT runs, from the last step backwards.
 """
 
 from __future__ import annotations
@@ -20,13 +23,13 @@ import numpy as np
 
 from lstm_gradcheck.implementation import OK, Implementation, call_implementation
 from lstm_gradcheck.report import StepLocalization, TensorSummary
-from oracles.compare import compare_gradients, conditioning_allowance, make_tolerance
+from oracles.compare import conditioning_allowance, make_tolerance
 from reference.case import Case
 from reference.layout import GATES, gate_slice, parse_name
 
-__all__ = ["localize_steps", "MAX_PREFIX_STEPS"]
+__all__ = ["localize_steps", "suffix_case", "MAX_SUFFIX_STEPS"]
 
-MAX_PREFIX_STEPS = 64
+MAX_SUFFIX_STEPS = 64
 _PER_STEP_KINDS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 
 
@@ -38,7 +41,7 @@ def localize_steps(case: Case, impl: Implementation, tensors: Sequence[TensorSum
         located = _per_step(case, impl, [t for t in bad if t.name in per_step_names])
         if located is not None:
             return located
-    return _prefix(case, impl)
+    return _suffix(case, impl, bad)
 
 
 def _per_step(case: Case, impl: Implementation, bad: Sequence[TensorSummary]) -> tuple[StepLocalization, ...] | None:
@@ -70,27 +73,75 @@ def _per_step(case: Case, impl: Implementation, bad: Sequence[TensorSummary]) ->
     return tuple(out) if out else None
 
 
-def _prefix(case: Case, impl: Implementation) -> tuple[StepLocalization, ...]:
+def suffix_case(case: Case, steps: int) -> Case:
+    """Each sequence's last ``steps`` valid steps, started from the exact states before them.
+
+    Sequence b (length l_b) keeps steps ``max(0, l_b - steps) .. l_b - 1``; its
+    initial h, c (every layer) are the reference forward's states just before
+    that window, so the suffix case's gradients are exactly the full case's
+    per-step contributions of those steps (BPTT flows backwards in time).
+    """
+    from reference.lstm import forward_layers  # noqa: PLC0415
+
+    cfg = case.config
+    t_len, batch = cfg.seq_len, cfg.batch_size
+    lengths = np.full(batch, t_len) if case.lengths is None else np.asarray(case.lengths)
+    starts = np.maximum(0, lengths - steps)
+    new_lengths = np.minimum(lengths, steps)
+    layers = forward_layers(case)
+    x = np.zeros((steps, batch, cfg.input_size), dtype=case.x.dtype)
+    h0, c0 = np.empty_like(case.h0), np.empty_like(case.c0)
+    targets = np.zeros((steps, *case.targets.shape[1:]), dtype=case.targets.dtype) if cfg.loss_at == "every" else None
+    for b in range(batch):
+        window = slice(int(starts[b]), int(starts[b] + new_lengths[b]))
+        x[: new_lengths[b], b] = case.x[window, b]
+        if targets is not None:
+            targets[: new_lengths[b], b] = case.targets[window, b]
+        for k, layer in enumerate(layers):
+            h0[k, b], c0[k, b] = layer.h[starts[b], b], layer.c[starts[b], b]
+    return case.replace(
+        config=cfg.replace(seq_len=steps),
+        x=x,
+        h0=h0,
+        c0=c0,
+        targets=case.targets if targets is None else targets,
+        lengths=None if np.all(new_lengths == steps) else new_lengths.astype(np.int64),
+    )
+
+
+def _suffix(case: Case, impl: Implementation, bad: Sequence[TensorSummary]) -> tuple[StepLocalization, ...]:
+    """Run the implementation and torch on each sequence's last T' = 1..T steps; per
+    tensor and gate, the error over its allowance for each T' (``errors[T - T']``)."""
     from oracles.torch_autograd import torch_grads  # noqa: PLC0415
 
     t_len = case.config.seq_len
-    if t_len > MAX_PREFIX_STEPS:
+    if t_len > MAX_SUFFIX_STEPS:
         return ()
-    errors: list[float] = []
+    hidden = case.config.hidden_size
+    names = [t.name for t in bad]
+    nan = float("nan")
+    ratios = {n: [nan] * t_len for n in names}
+    gates = {n: [[nan] * t_len for _ in GATES] for n in names}
     for steps in range(1, t_len + 1):
-        cut = case.truncated(steps)
+        cut = suffix_case(case, steps)
         outcome = call_implementation(impl, cut)
-        if outcome.status != OK:
-            errors.append(float("nan"))
-            continue
         oracle = torch_grads(cut)
         tolerance = make_tolerance(cut.config.dtype, oracle.grads, conditioning_allowance(cut))
-        check = compare_gradients(
-            cut, outcome.loss, outcome.grads, oracle.loss, oracle.grads, "torch", tolerance=tolerance
-        )
-        worst = max((t.severity for t in check.tensors), default=0.0)
-        errors.append(worst)
-        if not check.ok:
-            names = ", ".join(t.name for t in check.mismatches)
-            return (StepLocalization(names, "prefix", steps - 1, tuple(errors), 1.0),)
-    return (StepLocalization("all", "prefix", None, tuple(errors), 1.0),)
+        column = t_len - steps  # the earliest step the suffix covers (for full-length sequences)
+        for name in names:
+            got = outcome.grads.get(name) if outcome.status == OK else None
+            if got is None:
+                continue
+            scale = float(np.max(np.abs(oracle.grads[name]), initial=0.0))
+            err = np.abs(np.asarray(got, dtype=np.float64) - oracle.grads[name]) / tolerance.allowed(name, scale)
+            ratios[name][column] = float(err.max(initial=0.0))
+            if parse_name(name).kind in _PER_STEP_KINDS:
+                for k, g in enumerate(GATES):
+                    gates[name][k][column] = float(err[gate_slice(g, hidden)].max(initial=0.0))
+    out = []
+    for name in names:
+        over = [t for t, r in enumerate(ratios[name]) if r > 1.0]
+        entry = max(over) if over else None
+        gate_rows = tuple(tuple(row) for row in gates[name]) if parse_name(name).kind in _PER_STEP_KINDS else ()
+        out.append(StepLocalization(name, "suffix", entry, tuple(ratios[name]), 1.0, gate_rows))
+    return tuple(out)

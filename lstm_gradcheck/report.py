@@ -64,9 +64,13 @@ class StepLocalization:
 
     ``method`` is "per-step contributions" (the implementation's dW_t against
     torch with one weight copy per step; ``errors[t]`` is step t's largest
-    error) or "prefix" (the implementation on the case's first T' steps;
-    ``errors[T'-1]`` is the largest error over tensors with T' steps).
-    ``entry_step`` is the step where the error enters, or None.
+    absolute error, against the absolute allowance ``allowed``) or "suffix"
+    (the implementation on each sequence's last T' steps from the exact states
+    before them; ``errors[T - T']`` is the largest error divided by its
+    allowance, so ``allowed`` is 1). ``gate_errors[k][t]`` is the same for gate
+    k's rows (4H tensors). ``entry_step`` is the step where the error enters:
+    the latest step that is wrong, since BPTT runs from the last step back and
+    every earlier step inherits the error. None if no step is over.
     """
 
     tensor: str
@@ -78,16 +82,10 @@ class StepLocalization:
 
     def describe(self) -> str:
         if self.entry_step is None:
-            return f"{self.tensor}: no single step stands out ({self.method})"
-        if self.method == "prefix":
-            return (
-                f"{self.tensor}: first wrong on the first {self.entry_step + 1} step(s): "
-                f"the error enters at step {self.entry_step} (prefix runs)"
-            )
-        return (
-            f"{self.tensor}: the error enters at step {self.entry_step} "
-            "(per-step contributions; the steps after it agree)"
-        )
+            return f"{self.tensor}: no step's error exceeds the allowance on its own ({self.method})"
+        how = "per-step contributions" if self.method != "suffix" else "suffix runs"
+        later = "the steps after it agree" if self.entry_step < len(self.errors) - 1 else "it is the last step"
+        return f"{self.tensor}: the error enters at step {self.entry_step} ({how}; {later})"
 
     def as_dict(self) -> dict[str, object]:
         return {

@@ -1,0 +1,54 @@
+"""The Python API for a user's own tests: check an implementation on a case, or search."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from lstm_gradcheck.implementation import Implementation, load_implementation
+from lstm_gradcheck.report import Report, build_report
+from oracles.compare import GradientMismatchError
+from reference.case import Case
+
+__all__ = ["ImplementationFailedError", "as_implementation", "assert_gradients_match"]
+
+
+class ImplementationFailedError(AssertionError):
+    """The implementation raised, or returned something the contract does not allow."""
+
+
+def as_implementation(impl: Callable | str | Implementation) -> Implementation:
+    """Accept a ``grads`` function, an ``--impl`` spec string, or an :class:`Implementation`."""
+    if isinstance(impl, Implementation):
+        return impl
+    if isinstance(impl, str):
+        return load_implementation(impl)
+    if not callable(impl):
+        raise TypeError(f"expected a grads(case) function or a 'module:function' spec, got {impl!r}")
+    name = f"{getattr(impl, '__module__', '?')}:{getattr(impl, '__qualname__', repr(impl))}"
+    per_step = getattr(impl, "per_step", None)
+    return Implementation(name, impl, per_step if callable(per_step) else None)
+
+
+def assert_gradients_match(
+    impl: Callable | str | Implementation, case: Case, oracles: Sequence[str] = ("torch",)
+) -> Report:
+    """Check ``impl`` on ``case``; raise with the located mismatch if it is wrong.
+
+    Raises:
+        GradientMismatchError: a gradient or the loss disagrees with an oracle (the
+            message names tensor, gate, unit, column and step).
+        ImplementationFailedError: the implementation raised or returned a malformed result.
+        NotImplementedError: the implementation does not support ``case``.
+    Returns:
+        The :class:`Report` when everything agrees.
+    """
+    implementation = as_implementation(impl)
+    report = build_report(case, implementation, oracles, localize=False)
+    if report.outcome.status == "unsupported":
+        raise NotImplementedError(f"{implementation.name} does not support this case: {report.outcome.error}")
+    if report.outcome.status == "failed":
+        raise ImplementationFailedError(f"{implementation.name} failed on {case.describe()}: {report.outcome.error}")
+    for oracle in report.oracles:
+        if oracle.check is not None and not oracle.check.ok:
+            raise GradientMismatchError(oracle.check)
+    return report
