@@ -17,6 +17,14 @@ from hypothesis import HealthCheck, settings
 
 from properties.counting import example_counts
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Each xdist worker takes one core: two workers each running 2-thread BLAS (or torch)
+    # on two cores oversubscribe them, and spinning BLAS threads then slow small GEMMs 50x.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")  # read by torch when it starts its pool
+    from threadpoolctl import threadpool_limits
+
+    _BLAS_LIMIT = threadpool_limits(limits=1)
+
 _COMMON = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large]}
 settings.register_profile("dev", max_examples=25, **_COMMON)
 settings.register_profile("ci", max_examples=200, derandomize=True, print_blob=True, **_COMMON)

@@ -342,7 +342,9 @@ def compare_tensor(
     if oracle_error is not None:
         per_element = per_element + tolerance.oracle_error_factor * np.asarray(oracle_error, dtype=np.float64)
     ill = tolerance.ill_conditioned(name, scale)
-    over = (err > per_element) & (not ill)
+    # Written as "not within" so that a NaN anywhere counts as over (NaN > x is False).
+    over = ~(err <= per_element) & (not ill)
+    err = np.where(np.isfinite(err), err, np.inf)
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(per_element > 0, err / per_element, np.where(err > 0, np.inf, 0.0))
     flat = int(np.argmax(ratio)) if ratio.size else 0
@@ -414,6 +416,6 @@ def compare_gradients(
         )
         abs_err = abs(float(loss) - float(oracle_loss))
         ill = tolerance.ill_conditioned("loss", abs(float(oracle_loss)))
-        status = OK if (abs_err <= allowed or ill) else MISMATCH
+        status = OK if (abs_err <= allowed or ill) else MISMATCH  # a NaN loss is never <= allowed
         loss_result = LossResult(status, float(loss), float(oracle_loss), abs_err, allowed, ill)
     return CheckResult(oracle, tolerance, loss_result, tuple(results))

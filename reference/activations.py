@@ -2,19 +2,23 @@
 
 Note [Accurate saturated gates]
 -------------------------------
-With ``e = exp(-|z|)`` and ``r = 1 / (1 + e)``::
+With ``E = exp(-s z)`` (s = 1 on the sigmoid rows i, f, o; s = 2 on the tanh
+rows g) and ``r = 1 / (1 + E)``::
 
-    sigmoid(z)  = r      (z >= 0)      e * r   (z < 0)
-    sigmoid'(z) = e * r^2              (= sigmoid(z) * sigmoid(-z), symmetric)
-    tanh'(z)    = 4 * e2 * r2^2        with e2 = exp(-2|z|), r2 = 1 / (1 + e2)
+    sigmoid(z)  = r                    sigmoid'(z) = E * r^2      (s = 1)
+    tanh'(z)    = 4 E r^2 = sech^2(z)  tanh(z) by np.tanh        (s = 2)
 
-Each is accurate to a few ulps *relative* to its own value for every z. The
-textbook forms lose that where gates saturate: ``0.5 + 0.5 * tanh(z / 2)`` and
-``s * (1 - s)`` return an absolute-error-only value for a gate near 0 or 1
-(sigmoid(-20) becomes exactly 0 in float32), and a forget gate driven by
-``forget_bias = -20`` then zeroes ``dc0`` entirely. ``exp(-|z|)`` never
-overflows. For complex z (complex-step oracle) ``|z|`` is replaced by
-``z * sign(Re z)``, which is analytic near every point the oracle visits.
+Each is accurate to a few ulps *relative* to its own value for every z: no
+``1 - x`` cancellation anywhere. The textbook forms lose that where gates
+saturate: ``0.5 + 0.5 * tanh(z / 2)`` and ``s * (1 - s)`` give only absolute
+accuracy for a gate near 0 or 1 (sigmoid(-20) becomes exactly 0 in float32,
+and a forget gate driven by ``forget_bias = -20`` then zeroes ``dc0``
+entirely). The exponent is clamped at 0.9 ln(max float) (638 in float64, 79 in float32)
+so that ``E`` stays finite and ``E * r^2`` never becomes ``inf * 0``; that
+changes only values below 1e-277 (float64) or 2e-35 (float32).
+The formulas are analytic, so the complex-step oracle runs them in complex128
+(where the clamp is skipped: complex-step perturbations are tiny and real
+parts moderate).
 """
 
 from __future__ import annotations
@@ -29,17 +33,18 @@ __all__ = ["GateConstants", "gate_constants", "activate_gates", "sigmoid", "sigm
 
 
 class GateConstants:
-    """Per-row (4H,) constants: ``s`` scales |z| in the exponent (1 on the sigmoid
-    rows i, f, o; 2 on the tanh rows g) and ``d`` the derivative e * r^2 (1 or 4)."""
+    """Per-row (4H,) constants: ``neg_s = -s`` scales z in the exponent (-1 on the
+    sigmoid rows i, f, o; -2 on the tanh rows g) and ``d`` multiplies E r^2 (1 or 4)."""
 
-    __slots__ = ("s", "d", "hidden_size")
+    __slots__ = ("neg_s", "d", "hidden_size", "max_exponent")
 
     def __init__(self, hidden_size: int, dtype: np.dtype) -> None:
         real = np.empty(0, dtype=dtype).real.dtype
         self.hidden_size = hidden_size
-        self.s = gate_row_vector({"i": 1.0, "f": 1.0, "g": 2.0, "o": 1.0}, hidden_size, real)
+        self.max_exponent = _max_exponent(real)
+        self.neg_s = gate_row_vector({"i": -1.0, "f": -1.0, "g": -2.0, "o": -1.0}, hidden_size, real)
         self.d = gate_row_vector({"i": 1.0, "f": 1.0, "g": 4.0, "o": 1.0}, hidden_size, real)
-        self.s.setflags(write=False)
+        self.neg_s.setflags(write=False)
         self.d.setflags(write=False)
 
 
@@ -48,14 +53,9 @@ def gate_constants(hidden_size: int, dtype: np.dtype) -> GateConstants:
     return GateConstants(hidden_size, np.dtype(dtype))
 
 
-def _minus_abs(z: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """out = -|z| (real) or -z * sign(Re z) (complex, analytic)."""
-    if np.iscomplexobj(z):
-        np.copyto(out, np.where(z.real >= 0, -z, z))
-    else:
-        np.abs(z, out=out)
-        np.negative(out, out=out)
-    return out
+def _max_exponent(dtype: np.dtype) -> float:
+    """Largest exponent kept: 0.9 ln(max float), so E and E r^2 stay finite (638 in float64, 79 in float32)."""
+    return 0.9 * float(np.log(np.finfo(dtype).max))
 
 
 def activate_gates(
@@ -68,25 +68,25 @@ def activate_gates(
     (Note [Accurate saturated gates]). ``scratch`` has the shape of ``z``;
     ``z`` itself is left unchanged.
     """
-    e = _minus_abs(z, scratch)
-    e *= consts.s
-    np.exp(e, out=e)
+    e = np.multiply(z, consts.neg_s, out=scratch)
+    if not np.iscomplexobj(e):
+        np.minimum(e, consts.max_exponent, out=e)
+    np.exp(e, out=e)  # E
     np.add(e, 1.0, out=out)
-    np.reciprocal(out, out=out)  # out = r
-    np.multiply(e, out, out=dout)  # dout = e * r = sigmoid(-|z|)
-    np.multiply(dout, out, out=e)  # e = e * r^2
-    np.copyto(out, dout, where=z.real < 0)
-    np.multiply(e, consts.d, out=dout)
+    np.reciprocal(out, out=out)  # r: the sigmoid rows are done
+    np.multiply(e, out, out=dout)
+    dout *= out
+    dout *= consts.d  # d E r^2
     hidden = consts.hidden_size
     np.tanh(gate_blocks(z, hidden)[2], out=gate_blocks(out, hidden)[2])
 
 
 def sigmoid_and_grad(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """sigmoid(z) and sigmoid'(z), both accurate to a few ulps relative (see the Note)."""
-    e = np.exp(_minus_abs(z, np.empty_like(z)))
+    e = -z if np.iscomplexobj(z) else np.minimum(-z, _max_exponent(z.dtype))
+    e = np.exp(e)
     r = 1.0 / (1.0 + e)
-    value = np.where(z.real >= 0, r, e * r)
-    return value, e * r * r
+    return r, e * r * r
 
 
 def sigmoid(z: np.ndarray) -> np.ndarray:

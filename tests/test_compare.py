@@ -1,0 +1,68 @@
+"""The comparison rule itself: what it accepts, what it must never accept."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import reference
+from oracles.compare import (
+    GradientMismatchError,
+    compare_gradients,
+    compare_tensor,
+    make_tolerance,
+    relative_tolerance,
+)
+from reference.case import make_case
+from reference.config import LSTMConfig
+
+
+@pytest.fixture(scope="module")
+def case_and_grads():
+    case = make_case(LSTMConfig(), seed=7)
+    loss, grads = reference.grads(case)
+    return case, loss, grads
+
+
+def test_relative_tolerance_is_derived_from_the_dtype():
+    assert relative_tolerance("float64") == pytest.approx(2 * np.finfo(np.float64).eps ** (2 / 3))
+    assert relative_tolerance("float32") == pytest.approx(2 * np.finfo(np.float32).eps ** (2 / 3))
+    assert 7e-11 < relative_tolerance("float64") < 1e-10
+    assert 4e-5 < relative_tolerance("float32") < 5e-5
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_analytic_values_are_always_mismatches(case_and_grads, bad):
+    case, loss, grads = case_and_grads
+    tol = make_tolerance("float64", grads)
+    wrong = grads["weight_hh_l0"].copy()
+    wrong[3, 1] = bad
+    result = compare_tensor("weight_hh_l0", wrong, grads["weight_hh_l0"], tol, case.config.hidden_size, "torch")
+    assert result.status == "mismatch"
+    assert result.worst.index == (3, 1)
+    nan_loss = compare_gradients(case, float("nan"), grads, loss, grads, "torch", tolerance=tol)
+    assert nan_loss.loss.status == "mismatch"
+
+
+def test_identical_gradients_pass_and_one_planted_element_is_located(case_and_grads):
+    case, loss, grads = case_and_grads
+    tol = make_tolerance("float64", grads)
+    assert compare_gradients(case, loss, grads, loss, grads, "torch", tolerance=tol).ok
+    wrong = {k: v.copy() for k, v in grads.items()}
+    row = 1 * case.config.hidden_size + 2  # forget gate, unit 2
+    wrong["weight_ih_l1"][row, 4] *= 1 + 1e-6
+    result = compare_gradients(case, loss, wrong, loss, grads, "torch", tolerance=tol)
+    assert not result.ok
+    (bad,) = result.mismatches
+    assert bad.worst.describe() == "weight_ih_l1[forget gate, unit 2, h[4]]"
+    with pytest.raises(GradientMismatchError, match=r"weight_ih_l1\[forget gate, unit 2, h\[4\]\]"):
+        result.raise_if_mismatch()
+
+
+def test_missing_tensors_are_not_provided_never_passed(case_and_grads):
+    case, loss, grads = case_and_grads
+    partial = {k: v for k, v in grads.items() if k not in ("x", "h0")}
+    result = compare_gradients(case, loss, partial, loss, grads, "torch", tolerance=make_tolerance("float64", grads))
+    statuses = {t.name: t.status for t in result.tensors}
+    assert statuses["x"] == statuses["h0"] == "not provided"
+    assert result.ok  # the provided ones agree; the missing ones are reported, not failed and not passed
