@@ -17,7 +17,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from oracles.builtin import torch_nn_unfit
-from oracles.torch_autograd import TorchResult, final_state_term, scored_logits
+from oracles.torch_autograd import TorchResult, final_state_term, scored_logits, threads_for
 from reference.case import Case
 from reference.layout import HEAD_BIAS, HEAD_WEIGHT, STATE_INPUTS, bias_ih, gate_slice
 
@@ -32,6 +32,11 @@ class NotExpressible(Exception):
 
 def nn_grads(case: Case) -> TorchResult:
     """Loss and gradients of ``case`` from torch.nn.LSTM in float64."""
+    with threads_for(case):
+        return _nn_grads(case)
+
+
+def _nn_grads(case: Case) -> TorchResult:
     reason = torch_nn_unfit(case.config)
     if reason is not None:
         raise NotExpressible(reason)
