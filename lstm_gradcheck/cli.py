@@ -138,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    sub = parser.add_subparsers(dest="command", metavar="{report,search}", parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", metavar="{report,search,variants}", parser_class=_Parser)
     sub.required = True
 
     report = sub.add_parser(
@@ -178,6 +178,28 @@ def build_parser() -> argparse.ArgumentParser:
         "--oracle", action="append", metavar="NAME", help="oracle(s) the search compares against (default torch)"
     )
     search.add_argument("--json", action="store_true", help="print one JSON object on stdout and nothing else")
+
+    variants = sub.add_parser(
+        "variants",
+        help="the regression table of derivation variants: expected and observed verdicts",
+        description="Check every registered derivation variant (each seed's derivation, a catalogue of realistic "
+        "wrong ones, right ones of other forms): observed verdict against the record, the minimal failing case, "
+        "where it is wrong. Exit 0 when every verdict is as recorded.",
+    )
+    variants.add_argument("--json", action="store_true", help='print {"variants": [...]} on stdout and nothing else')
+    variants.add_argument(
+        "--matrix", action="store_true", help="also show which oracle and which property catch each wrong variant"
+    )
+    variants.add_argument(
+        "--search-only",
+        action="store_true",
+        help="do not replay the recorded minimal cases first: the search must find and shrink every failure",
+    )
+    variants.add_argument(
+        "--max-examples", type=_positive_int, default=100, metavar="N", help="search budget per variant (default 100)"
+    )
+    variants.add_argument("--seed", type=_seed, default=0, help="the searches' seed (default 0)")
+    variants.add_argument("--only", action="append", metavar="NAME", help="check only this variant (repeatable)")
     return parser
 
 
@@ -368,6 +390,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run_report(args)
         if args.command == "search":
             return _run_search(args)
+        if args.command == "variants":
+            from lstm_gradcheck.variants_cli import run_variants_command  # noqa: PLC0415
+
+            return run_variants_command(args)
         raise UsageError(f"unknown command {args.command!r}")
     except UsageError as exc:
         sys.stderr.write(f"lstm-gradcheck: error: {exc}\n")

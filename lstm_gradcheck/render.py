@@ -18,15 +18,23 @@ def format_float(value: float | None, signed: bool = False) -> str:
     return f"{value:+.6g}" if signed else f"{value:.3g}"
 
 
-def _row(t: TensorSummary) -> tuple[str, ...]:
+def _flagged(t: TensorSummary, ran: int) -> str:
+    if len(t.flagged_by) == ran and ran > 1:
+        return f" (all {ran} oracles)"
+    return f" [{', '.join(t.flagged_by)}]"
+
+
+def _row(t: TensorSummary, ran: int) -> tuple[str, ...]:
     r = t.record
     if r is None:
         return (t.name, t.status, "-", "-", "-", "-", "-", "-")
     status = t.status
     if r.ill_conditioned:
         status += " (ill-conditioned)"
+    elif r.vanishing and t.status == "ok":
+        status += " (vanishing: judged at the roundoff floor)"
     if t.status == "mismatch":
-        status += f" [{', '.join(t.flagged_by)}]"
+        status += _flagged(t, ran)
     worst = r.worst.describe() if (r.worst is not None and t.status == "mismatch") else "-"
     analytic = format_float(r.analytic_value, True) if t.status == "mismatch" else "-"
     oracle = f"{format_float(r.oracle_value, True)} ({r.oracle})" if t.status == "mismatch" else "-"
@@ -93,11 +101,7 @@ def _footer(report: Report) -> list[str]:
     for o in report.oracles:
         if o.details and o.name in ("taylor", "directional"):
             lines.append(f"{o.name}: {o.details.get('summary', '')}")
-    for step in report.steps:
-        lines.append("step: " + step.describe())
-        if step.method == "per-step contributions":
-            cells = " ".join(f"t{t}={'*' if e > step.allowed else ''}{e:.2g}" for t, e in enumerate(step.errors))
-            lines.append(f"      per-step max error (allowed {step.allowed:.2g}; * = over): {cells}")
+    lines.extend(_step_lines(report))
     lines.extend(f"note: {n}" for n in report.notes)
     if report.verdict == "pass":
         ran = [o.name for o in report.oracles if o.verdict != "skipped"]
@@ -113,11 +117,29 @@ def _footer(report: Report) -> list[str]:
     return lines
 
 
+def _step_lines(report: Report) -> list[str]:
+    """One line per (method, entry step), naming its tensors, then each tensor's per-step errors."""
+    groups: dict[tuple[str, int | None], list[str]] = {}
+    for step in report.steps:
+        groups.setdefault((step.method, step.entry_step), []).append(step.tensor)
+    lines = []
+    for (method, entry), tensors in groups.items():
+        first = next(s for s in report.steps if s.method == method and s.entry_step == entry)
+        text = first.describe().split(": ", 1)[1]
+        lines.append(f"step: {', '.join(tensors)}: {text}")
+    for step in report.steps:
+        cells = " ".join(f"t{t}={'*' if e > step.allowed else ''}{e:.2g}" for t, e in enumerate(step.errors))
+        what = f"max error (allowed {step.allowed:.2g})" if step.method != "suffix" else "max error / allowance"
+        lines.append(f"      {step.tensor} per step, {what}, * = over: {cells}")
+    return lines
+
+
 def render_report(report: Report, stream: TextIO, rich: bool | None = None) -> None:
     """Write ``report`` to ``stream``: rich if ``rich`` (default: if it is a terminal)."""
     if rich is None:
         rich = stream.isatty()
-    rows = [_row(t) for t in report.sorted_tensors()]
+    ran = sum(1 for o in report.oracles if o.verdict != "skipped")
+    rows = [_row(t, ran) for t in report.sorted_tensors()]
     if not rich:
         lines = _header(report)
         if rows:

@@ -83,7 +83,7 @@ class StepLocalization:
     def describe(self) -> str:
         if self.entry_step is None:
             return f"{self.tensor}: no step's error exceeds the allowance on its own ({self.method})"
-        how = "per-step contributions" if self.method != "suffix" else "suffix runs"
+        how = "per-step contributions" if self.method != "suffix" else "suffix runs, which assume every step is alike"
         later = "the steps after it agree" if self.entry_step < len(self.errors) - 1 else "it is the last step"
         return f"{self.tensor}: the error enters at step {self.entry_step} ({how}; {later})"
 

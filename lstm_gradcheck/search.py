@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from hypothesis import HealthCheck, Phase, Verbosity, given, settings
+from hypothesis import HealthCheck, Phase, Verbosity, example, given, settings
 from hypothesis import seed as hypothesis_seed
 from hypothesis.errors import Flaky, Unsatisfiable
 
@@ -184,11 +184,14 @@ def search(
     progress: SearchProgress | None = None,
     on_progress: Callable[[SearchProgress], None] | None = None,
     probe: bool = True,
+    examples: Sequence[Case] = (),
 ) -> SearchResult:
     """Search for a case where ``impl`` disagrees with ``oracles``; shrink it.
 
     With ``probe`` the space is first narrowed to what ``impl`` supports
-    (:func:`supported_space`). Deterministic: the same implementation, ``seed``
+    (:func:`supported_space`). ``examples`` are tried first, as Hypothesis's
+    ``@example``: known minimal failing cases replayed without search luck
+    (a failing explicit example is reported as it is, not shrunk). Deterministic: the same implementation, ``seed``
     and budget give the same result. ``progress`` (updated in place) lets a
     caller show counters and, on KeyboardInterrupt, the smallest failing case
     seen so far.
@@ -215,6 +218,9 @@ def search(
             progress.smallest, progress.smallest_why = case, why
         raise _Found(case, why)
 
+    test = given(cases(space))(check_one)
+    for case in reversed(examples):  # decorators apply bottom-up; keep the given order
+        test = example(case)(test)
     run = settings(
         max_examples=max_examples,
         database=None,  # a search must not write a .hypothesis/ folder into the user's project
@@ -223,9 +229,9 @@ def search(
         report_multiple_bugs=False,
         print_blob=False,
         verbosity=Verbosity.quiet,
-        phases=(Phase.generate, Phase.target, Phase.shrink),
+        phases=(Phase.explicit, Phase.generate, Phase.target, Phase.shrink),
         suppress_health_check=list(HealthCheck),
-    )(hypothesis_seed(seed)(given(cases(space))(check_one)))
+    )(hypothesis_seed(seed)(test))
     start = time.perf_counter()
     try:
         run()

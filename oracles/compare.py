@@ -65,6 +65,8 @@ RTOL_EXPONENT = 2.0 / 3.0
 FLOOR_ULPS = 64.0
 CONDITIONING_SAFETY = 16.0
 ILL_CONDITIONED_FRACTION = 1e-3
+#: A tensor this much smaller than the largest gradient, and judged at the floor, is reported as vanishing.
+VANISHING_FRACTION = 1e-3
 ORACLE_ERROR_FACTOR = 4.0
 _CONDITIONING_PROBES = 2
 
@@ -172,6 +174,8 @@ class TensorResult:
     ``max_rel_err`` is ``max_abs_err / scale`` (error against the tensor's
     scale); ``worst`` locates the element with the largest error relative to
     what is allowed there; ``bad`` counts elements over the allowance.
+    ``vanishing``: the tensor is over 1000x smaller than the largest gradient
+    and judged at the roundoff floor (its relative error may then be large).
     """
 
     name: str
@@ -187,6 +191,7 @@ class TensorResult:
     analytic_value: float = math.nan
     oracle_value: float = math.nan
     ill_conditioned: bool = False
+    vanishing: bool = False
 
     @property
     def ok(self) -> bool:
@@ -229,6 +234,7 @@ class TensorResult:
             "elements_over": self.bad,
             "size": self.size,
             "ill_conditioned": self.ill_conditioned,
+            "vanishing": self.vanishing,
         }
         if self.worst is not None:
             out.update(
@@ -364,6 +370,7 @@ def compare_tensor(
         analytic_value=float(a[index]) if o.size else math.nan,
         oracle_value=float(o[index]) if o.size else math.nan,
         ill_conditioned=ill,
+        vanishing=tolerance.rtol * scale < tolerance.floor and scale < VANISHING_FRACTION * tolerance.global_scale,
     )
 
 

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-
-import numpy as np
 from hypothesis import note
 
-from oracles.compare import CheckResult, compare_gradients, conditioning_allowance, make_tolerance
+from oracles.compare import CheckResult, conditioning_allowance
 from oracles.registry import run_oracle
-from reference.case import Case
+from reference.case import Case, GradsFn
 
-__all__ = ["GradsFn", "agree", "assert_agrees", "assert_same_gradients"]
+__all__ = ["agree", "assert_agrees"]
 
-GradsFn = Callable[[Case], tuple[float, Mapping[str, np.ndarray]]]
 
 
 def agree(impl: GradsFn, case: Case, oracle: str = "torch") -> CheckResult:
@@ -27,23 +23,6 @@ def agree(impl: GradsFn, case: Case, oracle: str = "torch") -> CheckResult:
 def assert_agrees(impl: GradsFn, case: Case, oracle: str = "torch") -> CheckResult:
     """:func:`agree`, noting the case and records for Hypothesis, raising on a mismatch."""
     check = agree(impl, case, oracle)
-    note(f"case: {case.describe()}")
-    note(check.describe())
-    check.raise_if_mismatch()
-    return check
-
-
-def assert_same_gradients(
-    case: Case,
-    loss: float,
-    grads: Mapping[str, np.ndarray],
-    expected_loss: float,
-    expected: Mapping[str, np.ndarray],
-    what: str,
-) -> CheckResult:
-    """Two computations of the same quantity agree under the rule (for metamorphic properties)."""
-    tolerance = make_tolerance(case.config.dtype, expected, conditioning_allowance(case))
-    check = compare_gradients(case, loss, grads, expected_loss, expected, what, tolerance=tolerance)
     note(f"case: {case.describe()}")
     note(check.describe())
     check.raise_if_mismatch()

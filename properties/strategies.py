@@ -57,6 +57,7 @@ class CaseSpace:
     max_layers: int = 3
     max_output: int = 5
     max_batch: int = 5
+    min_batch: int = 1
     short_seq: int = 12
     long_seq: int = 40
     loss_at: tuple[str, ...] = ("every", "last")
@@ -69,6 +70,8 @@ class CaseSpace:
     forget_bias_range: float = 6.0
     weight_scales: tuple[float, ...] = (1.0, 0.5, 2.0)
     with_lengths: bool = True
+    require_lengths: bool = False
+    nonzero_forget_bias: bool = False
 
     def restrict(self, **changes: object) -> CaseSpace:
         return replace(self, **changes)
@@ -104,19 +107,19 @@ def dims(space: CaseSpace = DEFAULT_SPACE) -> st.SearchStrategy[dict[str, int]]:
             "hidden_size": st.integers(1, space.max_hidden),
             "input_size": st.integers(1, space.max_input),
             "output_size": st.integers(1, space.max_output),
-            "batch_size": st.integers(1, space.max_batch),
+            "batch_size": st.integers(space.min_batch, space.max_batch),
         }
     )
 
 
 def forget_biases(space: CaseSpace = DEFAULT_SPACE) -> st.SearchStrategy[float]:
-    """0 first, then the telling values (+-1, +-5, ...), then any in the range."""
+    """0 first, then the telling values (+-1, +-5, ...), then any in the range (0 excluded
+    when ``space.nonzero_forget_bias``)."""
     bound = space.forget_bias_range
-    return st.one_of(
-        st.just(0.0),
-        st.sampled_from(space.forget_bias_special),
-        st.floats(-bound, bound, allow_nan=False, allow_infinity=False),
-    )
+    anywhere = st.floats(-bound, bound, allow_nan=False, allow_infinity=False)
+    if space.nonzero_forget_bias:
+        return st.one_of(st.sampled_from(space.forget_bias_special), anywhere.filter(lambda b: b != 0))
+    return st.one_of(st.just(0.0), st.sampled_from(space.forget_bias_special), anywhere)
 
 
 @st.composite
@@ -146,7 +149,8 @@ def configs(draw: st.DrawFn, space: CaseSpace = DEFAULT_SPACE) -> LSTMConfig:
 
 
 def lengths_for(config: LSTMConfig, space: CaseSpace = DEFAULT_SPACE) -> st.SearchStrategy[np.ndarray | None]:
-    """``None`` first, else B lengths in [1, T] (shrinking towards T, i.e. no padding)."""
+    """``None`` first, else B lengths in [1, T] (shrinking towards T, i.e. no padding);
+    always lengths when ``space.require_lengths``."""
     if not space.with_lengths:
         return st.none()
     lengths = st.lists(
@@ -154,7 +158,7 @@ def lengths_for(config: LSTMConfig, space: CaseSpace = DEFAULT_SPACE) -> st.Sear
         min_size=config.batch_size,
         max_size=config.batch_size,
     ).map(lambda xs: np.asarray(xs, dtype=np.int64))
-    return st.one_of(st.none(), lengths)
+    return lengths if space.require_lengths else st.one_of(st.none(), lengths)
 
 
 def weight_scales(space: CaseSpace = DEFAULT_SPACE) -> st.SearchStrategy[float]:

@@ -9,7 +9,7 @@ implementation nor an oracle can change what the others see.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
@@ -21,6 +21,7 @@ from reference.layout import STATE_INPUTS, param_shapes
 
 __all__ = [
     "Case",
+    "GradsFn",
     "as_lengths",
     "make_case",
     "random_final_state_grads",
@@ -238,6 +239,10 @@ class Case:
         fields = " ".join(f"{k}={v}" for k, v in self.config.as_dict().items())
         lengths = "none" if self.lengths is None else ",".join(map(str, self.lengths.tolist()))
         return f"{fields} lengths={lengths} seed={self.seed} weight_scale={self.weight_scale}"
+
+
+#: The contract's implementation protocol: ``grads(case) -> (loss, {name: gradient})``.
+GradsFn = Callable[[Case], tuple[float, Mapping[str, np.ndarray]]]
 
 
 def random_params(config: LSTMConfig, rng: np.random.Generator, weight_scale: float = 1.0) -> dict[str, np.ndarray]:

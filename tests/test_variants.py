@@ -22,14 +22,13 @@ import pytest
 import reference.variants
 from lstm_gradcheck.cli import main
 from lstm_gradcheck.implementation import load_implementation
+from lstm_gradcheck.variants import observed_location
 from oracles.compare import CheckResult, compare_gradients, conditioning_allowance, make_tolerance
 from oracles.registry import run_oracle
-from oracles.torch_autograd import torch_grads
 from reference.case import Case
-from reference.layout import GATES, gate_blocks, parse_name
 from reference.lstm import backward, forward, per_step_contributions
 from reference.lstm import grads as reference_grads
-from reference.variants import VARIANTS, Derivation, Variant, build_case, right_variants, wrong_variants
+from reference.variants import VARIANTS, Derivation, build_case, right_variants, wrong_variants
 from reference.variants.convention import Convention
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -60,30 +59,6 @@ def torch_check(case: Case, grads_fn) -> CheckResult:
     loss, grads = grads_fn(case)
     report = run_oracle("torch", case, loss, grads, conditioning_allowance(case))
     return report.check
-
-
-def wrong_gates(case: Case, grads: dict, oracle: dict, check: CheckResult) -> set[str]:
-    """Gates with any element over the allowance in the mismatching 4H tensors."""
-    hidden = case.config.hidden_size
-    gates: set[str] = set()
-    for record in check.mismatches:
-        if parse_name(record.name).kind in LSTM_PARAMS:
-            ours = gate_blocks(grads[record.name], hidden, axis=0)
-            blocks = zip(ours, gate_blocks(oracle[record.name], hidden, axis=0), strict=True)
-            gates |= {g for g, (a, o) in zip(GATES, blocks, strict=True) if np.max(np.abs(a - o)) > record.allowed}
-    return gates
-
-
-def entry_step(case: Case, variant: Variant, check: CheckResult) -> int | None:
-    """The latest step whose per-step contribution to a mismatching LSTM parameter is wrong."""
-    analytic = variant.grads.per_step(case)
-    oracle = torch_grads(case, per_step=True).per_step
-    steps = []
-    for record in check.mismatches:
-        if record.name in analytic:
-            diff = np.abs(analytic[record.name] - oracle[record.name]).reshape(case.config.seq_len, -1).max(axis=1)
-            steps.extend(np.flatnonzero(diff > record.allowed).tolist())
-    return max(steps) if steps else None
 
 
 # ----------------------------------------------------------------------------- the registry
@@ -170,14 +145,11 @@ def test_wrong_variant_fails_on_its_minimal_case_where_recorded(variant):
     minimal, location = variant.minimal, variant.location
     case = variant.example_case()
     assert minimal.is_minimal(case.config, case.lengths) and minimal.triggers(case.config, case.lengths)
-    loss, grads = variant.grads(case)
-    check = run_oracle("torch", case, loss, grads, conditioning_allowance(case)).check
-    assert not check.ok, f"{variant.name} passed its minimal case {case.describe()}"
-    assert {r.name for r in check.mismatches} == location.tensors, check.describe()
-    oracle = torch_grads(case).grads
-    assert wrong_gates(case, grads, oracle, check) == location.gates, check.describe()
-    assert {r.worst.gate for r in check.mismatches if r.worst.gate} <= location.gates
-    assert entry_step(case, variant, check) == location.step
+    observed = observed_location(case, variant)
+    assert observed.tensors, f"{variant.name} passed its minimal case {case.describe()}"
+    assert observed.tensors == location.tensors, observed
+    assert observed.gates == location.gates, observed
+    assert observed.step == location.step, observed
 
 
 @pytest.mark.parametrize("variant", [v for v in wrong_variants() if v.minimal.below], ids=lambda v: v.name)

@@ -16,14 +16,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reference.case import Case, make_case
+from reference.case import Case, GradsFn, make_case
 from reference.config import LSTMConfig
 
 __all__ = [
     "BASE_CONFIG",
     "CaseSpec",
     "ExpectedLocation",
-    "GradsFn",
     "Lengths",
     "Minimal",
     "Variant",
@@ -32,7 +31,6 @@ __all__ = [
     "padded",
 ]
 
-GradsFn = Callable[[Case], tuple[float, dict[str, np.ndarray]]]
 Lengths = Sequence[int] | np.ndarray | None
 
 #: The smallest case of the harness's usual shape: one layer, one step, one sequence,

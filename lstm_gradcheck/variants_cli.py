@@ -1,0 +1,126 @@
+"""Rendering of ``lstm-gradcheck variants`` (table, summary, kill matrix, JSON)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from argparse import Namespace
+
+from lstm_gradcheck.implementation import UsageError
+from lstm_gradcheck.render import plain_table
+from lstm_gradcheck.variants import MatrixRow, VariantOutcome, kill_matrix, run_variants
+from reference.variants import VARIANTS
+
+__all__ = ["run_variants_command"]
+
+
+def _case_text(outcome: VariantOutcome) -> str:
+    case = outcome.case
+    if case is None:
+        return "-"
+    c = case.config
+    text = f"T={c.seq_len} L={c.num_layers} B={c.batch_size} H={c.hidden_size}"
+    extras = []
+    if c.forget_bias:
+        extras.append(f"fb={c.forget_bias:g}")
+    if c.final_state:
+        extras.append("final_state")
+    if case.lengths is not None:
+        extras.append("lengths=" + ",".join(str(int(v)) for v in case.lengths))
+    if c.reduction != "sum":
+        extras.append(c.reduction)
+    if c.loss != "cross_entropy" or c.loss_at != "every":
+        extras.append(f"{c.loss}@{c.loss_at}")
+    if c.cell_output != "tanh":
+        extras.append(c.cell_output)
+    if c.dtype != "float64":
+        extras.append(c.dtype)
+    return " ".join([text, *extras])
+
+
+def _location_text(outcome: VariantOutcome) -> str:
+    loc = outcome.location
+    if loc is None:
+        return "-"
+    tensors = ",".join(sorted(loc.tensors)) or ("loss" if loc.loss_wrong else "-")
+    gates = "".join(g for g in "ifgo" if g in loc.gates)
+    step = "" if loc.step is None else f" step {loc.step}"
+    return f"{tensors}" + (f" [{gates}]" if gates else "") + step
+
+
+def _row(o: VariantOutcome) -> tuple[str, ...]:
+    mark = "ok" if o.as_recorded else "DIFFERS"
+    if o.verdict_as_recorded and not o.as_recorded:
+        mark = "DIFFERS (" + ("not minimal" if o.minimal_ok is False else "location") + ")"
+    v = o.variant
+    return (v.name, v.source[:34], v.expected, o.observed, _case_text(o), _location_text(o), mark)
+
+
+def _matrix_lines(rows: list[MatrixRow]) -> list[str]:
+    if not rows:
+        return []
+    checks = list(rows[0].caught)
+    header = ("variant", *checks, "guards")
+    table = [
+        (r.variant.name, *({True: "x", False: ".", None: "-"}[r.caught[c]] for c in checks), str(len(r.guards)))
+        for r in rows
+    ]
+    lines = ["", "kill matrix (x caught, . not caught, - does not apply):", *plain_table(header, table), ""]
+    for c in checks:
+        kills = [r.variant.name for r in rows if r.caught[c]]
+        alone = [r.variant.name for r in rows if r.guards == [c]]
+        lines.append(
+            f"{c}: catches {len(kills)} of {len(rows)}" + (f"; the only guard of {', '.join(alone)}" if alone else "")
+        )
+    single = [r.variant.name for r in rows if len(r.guards) == 1]
+    dead = [c for c in checks if not any(r.caught[c] for r in rows)]
+    lines.append(f"variants with a single guard: {', '.join(single) if single else 'none'}")
+    lines.append(f"checks that catch nothing: {', '.join(dead) if dead else 'none'}")
+    return lines
+
+
+def run_variants_command(args: Namespace) -> int:
+    names = args.only
+    if names:
+        unknown = [n for n in names if n not in VARIANTS]
+        if unknown:
+            raise UsageError(f"--only: unknown variant(s) {unknown}; see lstm-gradcheck variants --json for names")
+
+    def progress(outcome: VariantOutcome) -> None:
+        if sys.stderr.isatty():
+            sys.stderr.write(f"\r{outcome.variant.name[:60]:60s}")
+            sys.stderr.flush()
+
+    outcomes = run_variants(
+        names, max_examples=args.max_examples, seed=args.seed, pinned=not args.search_only, on_outcome=progress
+    )
+    if sys.stderr.isatty():
+        sys.stderr.write("\r" + " " * 60 + "\r")
+    matrix = kill_matrix(names) if args.matrix else []
+    status = 0 if all(o.verdict_as_recorded for o in outcomes) else 1
+    if args.json:
+        data: dict[str, object] = {"variants": [o.as_dict() for o in outcomes]}
+        if args.matrix:
+            data["matrix"] = [{"name": r.variant.name, "caught": dict(r.caught), "guards": r.guards} for r in matrix]
+        json.dump(data, sys.stdout, indent=2, allow_nan=False)
+        sys.stdout.write("\n")
+        return status
+    header = ("variant", "source", "expected", "observed", "minimal failing case", "wrong in", "record")
+    lines = plain_table(header, [_row(o) for o in outcomes])
+    wrong = [o for o in outcomes if o.variant.expected == "fail"]
+    right = [o for o in outcomes if o.variant.expected == "pass"]
+    seeds = sorted({o.variant.source[:8] for o in outcomes if o.variant.is_seed})
+    lines += [
+        "",
+        f"{len(outcomes)} variants: {len(wrong)} wrong, {sum(o.observed == 'fail' for o in wrong)} caught, "
+        f"{sum(bool(o.minimal_ok) for o in wrong)} with a minimal failing case as recorded, "
+        f"{sum(bool(o.location_ok) for o in wrong)} located as recorded; "
+        f"{len(right)} right, {sum(o.observed == 'pass' for o in right)} passing",
+        f"seeds represented: {', '.join(seeds)}",
+        f"found by: {sum(o.found_by == 'search' for o in wrong)} search, "
+        f"{sum(o.found_by == 'pinned example' for o in wrong)} pinned example",
+    ]
+    lines += _matrix_lines(matrix)
+    lines.append("all as recorded" if all(o.as_recorded for o in outcomes) else "SOME DIFFER FROM THE RECORD")
+    sys.stdout.write("\n".join(lines) + "\n")
+    return status

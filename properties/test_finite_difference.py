@@ -1,0 +1,127 @@
+"""The NumPy oracles on random float64 cases: the reference agrees with each, and each
+catches a planted wrong gradient on its own.
+
+Goals of the issue, asserted per tensor against its scale (max |gradient|):
+central differences within 1e-6, Richardson within 1e-9, the complex step
+within 1e-12; the Taylor remainder slope 2 ± 0.2 for the reference and about 1
+for a planted wrong gradient. The agreement itself is judged by the one
+tolerance rule with each oracle's own error estimate (``assert_agrees``).
+Sizes are kept small (hidden <= 4, seq_len <= 12) so every full check takes
+milliseconds.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, note, settings
+from hypothesis import strategies as st
+
+import reference
+from oracles.compare import conditioning_allowance
+from oracles.complex_step import complex_step_gradient
+from oracles.finite_difference import central_gradient, richardson_gradient
+from oracles.registry import run_oracle
+from oracles.taylor import taylor_judge
+from properties.checks import assert_agrees
+from properties.counting import count_example
+from properties.strategies import DEFAULT_SPACE, cases
+from reference.layout import gradient_names
+
+SMALL = DEFAULT_SPACE.restrict(dtypes=("float64",), max_hidden=4, max_input=4, max_batch=4, long_seq=12)
+GOALS = {"fd": 1e-6, "richardson": 1e-9, "complex-step": 1e-12}
+FULL = {"fd": central_gradient, "richardson": richardson_gradient, "complex-step": complex_step_gradient}
+
+
+def _relative_errors(got, exact):
+    out = {}
+    for name, g in got.items():
+        scale = float(np.max(np.abs(exact[name]), initial=0.0))
+        err = float(np.max(np.abs(g - exact[name]), initial=0.0))
+        out[name] = err / scale if scale > 0 else err
+    return out
+
+
+def _check_full(case, oracle):
+    assert_agrees(reference.grads, case, oracle)
+    _, exact = reference.grads(case)
+    result = FULL[oracle](case)
+    errors = _relative_errors(result.grads, exact)
+    note(f"{oracle}: error / scale per tensor {errors} (goal {GOALS[oracle]:g})")
+    worst = max(errors, key=errors.get)
+    assert errors[worst] <= GOALS[oracle], f"{oracle}: {worst} off by {errors[worst]:.3g} of its scale"
+
+
+@given(cases(SMALL))
+def test_reference_agrees_with_central_differences(case):
+    count_example("reference = central FD (<= 1e-6 of scale)")
+    _check_full(case, "fd")
+
+
+@given(cases(SMALL))
+def test_reference_agrees_with_richardson(case):
+    count_example("reference = Richardson FD (<= 1e-9 of scale)")
+    _check_full(case, "richardson")
+
+
+@given(cases(SMALL))
+def test_reference_agrees_with_complex_step(case):
+    count_example("reference = complex step (<= 1e-12 of scale)")
+    _check_full(case, "complex-step")
+
+
+@settings(max_examples=60)
+@given(cases(SMALL))
+def test_taylor_slope_is_two_for_the_reference(case):
+    count_example("Taylor slope 2 +- 0.2 for the reference")
+    loss, grads = reference.grads(case)
+    report = taylor_judge(case, loss, grads, conditioning_allowance(case))
+    slopes = {n: s for n, s in report.details["slopes"].items() if s is not None}
+    note(f"slopes {report.details['slopes']}, all tensors {report.details['all_tensors_slope']}")
+    assert report.verdict == "pass", report.details["summary"]
+    assert all(abs(s - 2.0) <= 0.2 for s in slopes.values()), slopes
+
+
+@st.composite
+def planted_bugs(draw):
+    """A case and the reference's gradients with one planted error: one element
+    (among those at least a tenth of the tensor's scale) off by a relative 1e-3,
+    or one gate's rows of a 4H tensor zeroed (its contribution dropped)."""
+    case = draw(cases(SMALL))
+    _, exact = reference.grads(case)
+    names = [n for n in gradient_names(case.config.num_layers) if np.max(np.abs(exact[n])) > 0]
+    name = draw(st.sampled_from(names))
+    wrong = {n: a.copy() for n, a in exact.items()}
+    g = exact[name]
+    big = np.flatnonzero(np.abs(g).ravel() >= 0.1 * np.max(np.abs(g)))
+    flat = wrong[name].reshape(-1)
+    i = int(draw(st.sampled_from(big.tolist())))
+    sign = draw(st.sampled_from([1.0, -1.0]))
+    flat[i] *= 1.0 + sign * 1e-3
+    return case, exact, wrong, name, i
+
+
+@settings(max_examples=60)
+@given(planted_bugs(), st.sampled_from(["fd", "richardson", "complex-step", "directional"]))
+def test_each_oracle_catches_a_planted_wrong_element_on_its_own(bug, oracle):
+    count_example("planted wrong element caught by each FD oracle alone")
+    case, _, wrong, name, i = bug
+    loss = reference.forward(case)[0].loss
+    report = run_oracle(oracle, case, loss, wrong, conditioning_allowance(case))
+    flagged = [t for t in report.check.tensors if t.status == "mismatch"]
+    note(f"planted: {name} flat index {i}; {oracle} flagged {[t.describe() for t in flagged]}")
+    assert report.verdict == "fail", f"{oracle} missed a relative 1e-3 error in {name}"
+    assert [t.name for t in flagged] == [name]
+    assert flagged[0].worst is not None and flagged[0].worst.index == np.unravel_index(i, wrong[name].shape)
+
+
+@settings(max_examples=60)
+@given(planted_bugs())
+def test_taylor_slope_is_about_one_for_a_planted_wrong_element(bug):
+    count_example("Taylor slope ~1 for a planted wrong element")
+    case, _, wrong, name, _ = bug
+    loss = reference.forward(case)[0].loss
+    report = taylor_judge(case, loss, wrong, conditioning_allowance(case))
+    slope = report.details["slopes"][name]
+    note(f"planted in {name}: slopes {report.details['slopes']}")
+    assert report.verdict == "fail", report.details["summary"]
+    assert slope is not None and abs(slope - 1.0) <= 0.2, slope
