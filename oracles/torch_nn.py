@@ -11,6 +11,8 @@ raises :class:`NotExpressible` instead of being guessed at.
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import torch
 from torch import nn
@@ -21,7 +23,7 @@ from oracles.torch_autograd import TorchResult, final_state_term, scored_logits,
 from reference.case import Case
 from reference.layout import HEAD_BIAS, HEAD_WEIGHT, STATE_INPUTS, bias_ih, gate_slice
 
-__all__ = ["NotExpressible", "nn_grads"]
+__all__ = ["NotExpressible", "nn_grads", "time_forward_backward"]
 
 _LOSSES = {"cross_entropy": nn.CrossEntropyLoss, "mse": nn.MSELoss, "bce": nn.BCEWithLogitsLoss}
 
@@ -69,3 +71,36 @@ def _nn_grads(case: Case) -> TorchResult:
     got = torch.autograd.grad(loss, list(leaves.values()))
     grads = {n: g.detach().numpy().copy() for n, g in zip(leaves, got, strict=True)}
     return TorchResult(float(loss.detach()), grads)
+
+
+def time_forward_backward(case: Case, repeats: int) -> list[float]:
+    """Seconds of each of ``repeats`` torch.nn.LSTM forward+backward passes on ``case``.
+
+    The modules and tensors are built once, outside the timings (as the
+    reference receives ready arrays); each timed pass runs the LSTM, the head,
+    the loss and ``backward()`` to every parameter and x, h0, c0, in the case's
+    dtype, with torch's default (all-core) threads. For the speed benchmark.
+    """
+    cfg = case.config
+    dtype = torch.float64 if cfg.dtype == "float64" else torch.float32
+    lstm = nn.LSTM(cfg.input_size, cfg.hidden_size, num_layers=cfg.num_layers, dtype=dtype)
+    head = nn.Linear(cfg.hidden_size, cfg.output_size, dtype=dtype)
+    with torch.no_grad():
+        for name, value in case.params.items():
+            module, attr = (head, name.split(".", 1)[1]) if name in (HEAD_WEIGHT, HEAD_BIAS) else (lstm, name)
+            getattr(module, attr).copy_(torch.tensor(np.array(value)))
+    states = [torch.tensor(np.array(getattr(case, n)), requires_grad=True) for n in STATE_INPUTS]
+    loss_fn = _LOSSES[cfg.loss](reduction=cfg.reduction)
+    targets = torch.tensor(np.array(case.targets))
+    targets = targets.reshape(-1) if cfg.loss == "cross_entropy" else targets.reshape(-1, cfg.output_size)
+    last = cfg.loss_at == "last"
+    seconds = []
+    for _ in range(repeats):
+        for p in (*lstm.parameters(), *head.parameters(), *states):
+            p.grad = None
+        start = time.perf_counter()
+        out, _ = lstm(states[0], (states[1], states[2]))
+        y = head(out[-1] if last else out).reshape(-1, cfg.output_size)
+        loss_fn(y, targets).backward()
+        seconds.append(time.perf_counter() - start)
+    return seconds
