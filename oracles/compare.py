@@ -81,29 +81,34 @@ def relative_tolerance(dtype: str) -> float:
 GradFn = Callable[[Case], tuple[float, Mapping[str, np.ndarray]]]
 
 
-def conditioning_allowance(case: Case, grads_fn: GradFn | None = None) -> dict[str, float]:
+def conditioning_allowance(
+    case: Case, grads_fn: GradFn | None = None, exact: tuple[float, Mapping[str, np.ndarray]] | None = None
+) -> dict[str, float]:
     """Per-tensor absolute allowance for the problem's conditioning (Note [Tolerance rule]).
 
     Perturbs every parameter and x, h0, c0 by ``eps(case dtype)`` relative with
     random signs (seeded from the case), re-runs the exact float64 gradient
     (``grads_fn``, default the reference) and returns
     ``CONDITIONING_SAFETY * max |change|`` per tensor, plus ``"loss"``.
+    ``exact`` is ``grads_fn`` at the (float64) case itself, if the caller has it.
     """
     if grads_fn is None:
         from reference.lstm import grads as grads_fn  # noqa: PLC0415 (oracles -> reference only when used)
-    exact = case if case.config.dtype == "float64" else case.astype("float64")
+    exact_case = case if case.config.dtype == "float64" else case.astype("float64")
     eps = float(np.finfo(case.config.np_dtype).eps)
-    loss0, g0 = grads_fn(exact)
+    loss0, g0 = grads_fn(exact_case) if exact is None else exact
     rng = np.random.default_rng([0x5EED, 0 if case.seed is None else int(case.seed) & 0xFFFFFFFF])
     worst = dict.fromkeys([*g0, "loss"], 0.0)
     for _ in range(_CONDITIONING_PROBES):
-        arrays = {name: a * (1.0 + eps * rng.choice([-1.0, 1.0], size=a.shape)) for name, a in exact.arrays().items()}
-        loss1, g1 = grads_fn(exact.with_arrays(arrays))
+        arrays = {
+            name: a * (1.0 + eps * rng.choice([-1.0, 1.0], size=a.shape)) for name, a in exact_case.arrays().items()
+        }
+        loss1, g1 = grads_fn(exact_case.with_arrays(arrays))
         for name in g0:
             worst[name] = max(worst[name], float(np.max(np.abs(np.asarray(g1[name]) - g0[name]), initial=0.0)))
         worst["loss"] = max(worst["loss"], abs(float(loss1) - float(loss0)))
     # The loss also gets the first-order bound of rounding every input: eps * sum |dL/dθ| |θ|.
-    arrays = exact.arrays()
+    arrays = exact_case.arrays()
     first_order = eps * sum(float(np.sum(np.abs(g0[n] * arrays[n]))) for n in g0 if n in arrays)
     worst["loss"] = max(worst["loss"], first_order)
     return {name: CONDITIONING_SAFETY * value for name, value in worst.items()}

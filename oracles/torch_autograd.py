@@ -21,12 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from reference.case import Case
-from reference.layout import (
-    HEAD_BIAS,
-    HEAD_WEIGHT,
-    STATE_INPUTS,
-    layer_param_names,
-)
+from reference.layout import HEAD_BIAS, HEAD_WEIGHT, STATE_INPUTS, gate_slice, layer_param_names
 
 __all__ = ["TorchResult", "final_state_term", "scored_logits", "threads_for", "torch_grads"]
 
@@ -119,21 +114,33 @@ def _torch_grads(case: Case, per_step: bool) -> TorchResult:
         lengths = torch.tensor(np.array(case.lengths), dtype=torch.long)
         mask = (torch.arange(t_len)[:, None] < lengths[None, :])[..., None]  # (T, B, 1)
     step_leaves: dict[str, list[torch.Tensor]] = {}
-    inputs = [states["x"][t] for t in range(t_len)]
+    # forget_bias is a constant inside the forget gate's sigmoid: a constant shift of z_f.
+    shift = torch.zeros(4 * hidden, dtype=_DTYPE)
+    shift[gate_slice("f", hidden)] = cfg.forget_bias
+    inputs = states["x"]  # (T, B, I), then each layer's outputs (T, B, H)
     h_n, c_n = [], []
     for k in range(cfg.num_layers):
         names = layer_param_names(k)
         if per_step:
+            # Each step its own leaf copy of the layer's weights: autograd then returns
+            # every step's contribution to each parameter gradient.
             copies = {n: [params[n].detach().clone().requires_grad_(True) for _ in range(t_len)] for n in names}
             step_leaves.update(copies)
+            projected = [
+                inputs[t] @ copies[names[0]][t].T + copies[names[2]][t] + copies[names[3]][t] + shift
+                for t in range(t_len)
+            ]
+        else:
+            w_ih, b_ih, b_hh = params[names[0]], params[names[2]], params[names[3]]
+            projected = inputs @ w_ih.T + (b_ih + b_hh + shift)  # every step's input at once
         h, c = states["h0"][k], states["c0"][k]
         outputs = []
         for t in range(t_len):
-            w_ih, w_hh, b_ih, b_hh = (copies[n][t] if per_step else params[n] for n in names)
-            z = inputs[t] @ w_ih.T + b_ih + h @ w_hh.T + b_hh
-            zi, zf, zg, zo = z.split(hidden, dim=-1)
-            i_t, g_t, o_t = torch.sigmoid(zi), torch.tanh(zg), torch.sigmoid(zo)
-            f_t = torch.sigmoid(zf + cfg.forget_bias)
+            w_hh = copies[names[1]][t] if per_step else params[names[1]]
+            z = projected[t] + h @ w_hh.T
+            gates = torch.sigmoid(z)  # i, f and o; the g rows are replaced by tanh below
+            i_t, f_t, _, o_t = gates.split(hidden, dim=-1)
+            g_t = torch.tanh(z[:, gate_slice("g", hidden)])
             c_new = f_t * c + i_t * g_t
             h_new = o_t * (torch.tanh(c_new) if cfg.cell_output == "tanh" else c_new)
             if mask is not None:
@@ -143,8 +150,8 @@ def _torch_grads(case: Case, per_step: bool) -> TorchResult:
             outputs.append(h)
         h_n.append(h)
         c_n.append(c)
-        inputs = outputs
-    top = torch.stack(inputs)
+        inputs = torch.stack(outputs)
+    top = inputs
     y = top @ params[HEAD_WEIGHT].T + params[HEAD_BIAS]
     loss = _reduced_loss(y, case)
     if cfg.final_state:

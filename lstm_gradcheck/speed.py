@@ -1,0 +1,166 @@
+"""Speed of the reference and of the harness, measured against torch in the same run.
+
+* :func:`reference_vs_torch`: the reference's forward+backward against
+  ``torch.nn.LSTM``'s on the same case (same threads), medians of repeats.
+* :func:`scaling`: the reference's time against T and against H.
+* :func:`throughput`: reference-vs-torch checks per second on the ``ci``
+  strategies' small cases, with the time split between the parts of a check.
+
+Ratios only: absolute seconds depend on the machine and its load, ratios
+measured side by side much less. Nothing here is asserted in tests.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from reference.case import Case, make_case
+from reference.config import LSTMConfig
+
+__all__ = ["PERF_CONFIG", "environment", "median_seconds", "reference_vs_torch", "scaling", "throughput"]
+
+#: Issue 6's case: B=32, T=100, I=128, H=256, O=8, one layer, cross_entropy at every step.
+PERF_CONFIG = LSTMConfig(
+    input_size=128,
+    hidden_size=256,
+    num_layers=1,
+    output_size=8,
+    seq_len=100,
+    batch_size=32,
+    loss_at="every",
+    loss="cross_entropy",
+    reduction="sum",
+    forget_bias=0.0,
+    final_state=False,
+)
+
+
+def median_seconds(fn: Callable[[], object], repeats: int, warmup: int = 1) -> float:
+    """Median wall time of ``fn`` over ``repeats`` calls after ``warmup`` calls."""
+    for _ in range(warmup):
+        fn()
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - start)
+    return statistics.median(samples)
+
+
+def environment() -> dict[str, object]:
+    """What the figures were measured on: CPUs, BLAS and torch threads, versions."""
+    import torch  # noqa: PLC0415 (only for the version and thread count it reports)
+    from threadpoolctl import threadpool_info  # noqa: PLC0415
+
+    blas = [{k: info.get(k) for k in ("internal_api", "num_threads", "version")} for info in threadpool_info()]
+    return {
+        "cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "blas": blas,
+    }
+
+
+def _reference_seconds(case: Case, repeats: int) -> float:
+    from reference.lstm import grads  # noqa: PLC0415
+
+    return median_seconds(lambda: grads(case), repeats)
+
+
+def reference_vs_torch(
+    repeats: int = 7, layers: Sequence[int] = (1, 2, 3), dtypes: Sequence[str] = ("float64", "float32")
+) -> list[dict[str, object]]:
+    """The reference's forward+backward against torch.nn.LSTM's, same case, same process.
+
+    Each row: dtype, layers, median seconds of each (over ``repeats`` runs
+    after one warm-up), and ``ratio`` = reference / torch (below 1: faster).
+    """
+    from oracles.torch_nn import time_forward_backward  # noqa: PLC0415
+
+    rows = []
+    for dtype in dtypes:
+        for num_layers in layers:
+            case = make_case(PERF_CONFIG.replace(dtype=dtype, num_layers=num_layers), seed=0)
+            ref = _reference_seconds(case, repeats)
+            torch_s = statistics.median(time_forward_backward(case, repeats + 1)[1:])
+            rows.append(
+                {"dtype": dtype, "layers": num_layers, "reference_s": ref, "torch_s": torch_s, "ratio": ref / torch_s}
+            )
+    return rows
+
+
+def scaling(
+    seq_lens: Sequence[int] = (10, 30, 100, 300, 1000),
+    hidden_sizes: Sequence[int] = (8, 32, 128, 512),
+    repeats: int = 3,
+    batched_fd: Callable[[Case], float] | None = None,
+) -> dict[str, list[dict[str, float]]]:
+    """The reference's forward+backward seconds against T (H = 64) and against H (T = 50),
+    B = 16, I = 32; ``per_step_us`` = seconds / T in microseconds. With ``batched_fd``
+    (seconds of the batched finite-difference forward per perturbed copy of a case),
+    also the FD oracle's cost per perturbation."""
+    base = LSTMConfig(input_size=32, hidden_size=64, num_layers=1, output_size=8, seq_len=50, batch_size=16,
+                      reduction="sum", final_state=False, forget_bias=0.0)
+    out: dict[str, list[dict[str, float]]] = {"seq_len": [], "hidden_size": []}
+    for key, values in (("seq_len", seq_lens), ("hidden_size", hidden_sizes)):
+        for value in values:
+            case = make_case(base.replace(**{key: value}), seed=0)
+            row = {key: value, "reference_s": _reference_seconds(case, repeats)}
+            row["per_step_us"] = row["reference_s"] / case.config.seq_len * 1e6
+            if batched_fd is not None:
+                row["fd_per_copy_s"] = batched_fd(case)
+            out[key].append(row)
+    return out
+
+
+def throughput(examples: int = 200) -> dict[str, object]:
+    """Reference-vs-torch checks per second on the ``ci`` strategies' cases.
+
+    A check is what the property ``reference = torch autograd`` does: the
+    reference, the torch oracle, the conditioning probes and the comparison.
+    """
+    from hypothesis import HealthCheck, given, settings  # noqa: PLC0415
+
+    from oracles.compare import compare_gradients, conditioning_allowance, make_tolerance  # noqa: PLC0415
+    from oracles.torch_autograd import torch_grads  # noqa: PLC0415
+    from properties.strategies import DEFAULT_SPACE, cases  # noqa: PLC0415
+    from reference.lstm import grads  # noqa: PLC0415
+
+    parts = {"reference": 0.0, "torch": 0.0, "conditioning": 0.0, "compare": 0.0}
+    count = [0]
+
+    def timed(name: str, fn: Callable[[], object]) -> object:
+        start = time.perf_counter()
+        value = fn()
+        parts[name] += time.perf_counter() - start
+        return value
+
+    @settings(max_examples=examples, derandomize=True, deadline=None, database=None,
+              suppress_health_check=list(HealthCheck))
+    @given(cases(DEFAULT_SPACE))
+    def check(case: Case) -> None:
+        loss, g = timed("reference", lambda: grads(case))
+        oracle = timed("torch", lambda: torch_grads(case))
+        cond = timed("conditioning", lambda: conditioning_allowance(case))
+        tol = make_tolerance(case.config.dtype, oracle.grads, cond)
+        timed("compare", lambda: compare_gradients(case, loss, g, oracle.loss, oracle.grads, "torch", tolerance=tol))
+        count[0] += 1
+
+    torch_grads(make_case(LSTMConfig(), seed=0))  # torch's first call pays its start-up
+    start = time.perf_counter()
+    check()
+    total = time.perf_counter() - start
+    return {
+        "examples": count[0],
+        "seconds": total,
+        "checks_per_second": count[0] / total,
+        "ms_per_check": {name: 1e3 * value / count[0] for name, value in parts.items()},
+    }
