@@ -1,8 +1,16 @@
-"""Registers the built-in oracles; torch is imported only when a torch oracle runs."""
+"""Registers the built-in oracles; torch is imported only when a torch oracle runs.
+
+The NumPy oracles (``fd``, ``richardson``, ``complex-step``, ``taylor``, ``directional``)
+are imported lazily too, when they run or are asked whether they fit.
+"""
 
 from __future__ import annotations
 
-from oracles.registry import FullGradient, OracleSpec, register
+from collections.abc import Mapping
+
+import numpy as np
+
+from oracles.registry import FullGradient, LossFn, OracleReport, OracleSpec, register
 from reference.case import Case
 from reference.config import LSTMConfig
 
@@ -42,5 +50,103 @@ register(
         "the real torch.nn.LSTM + nn.Linear + torch's loss modules, float64",
         unfit=torch_nn_unfit,
         gradient=_torch_nn,
+    )
+)
+
+
+def _full(result) -> FullGradient:
+    return FullGradient(result.loss, result.grads, result.forward_passes, result.errors or None, result.details)
+
+
+def _fd(case: Case) -> FullGradient:
+    from oracles.finite_difference import central_gradient  # noqa: PLC0415
+
+    return _full(central_gradient(case))
+
+
+def _richardson(case: Case) -> FullGradient:
+    from oracles.finite_difference import richardson_gradient  # noqa: PLC0415
+
+    return _full(richardson_gradient(case))
+
+
+def _complex_step(case: Case) -> FullGradient:
+    from oracles.complex_step import complex_step_gradient  # noqa: PLC0415
+
+    return _full(complex_step_gradient(case))
+
+
+def _fd_unfit(config: LSTMConfig) -> str | None:
+    from oracles.finite_difference import fd_unfit  # noqa: PLC0415
+
+    return fd_unfit(config)
+
+
+def _richardson_unfit(config: LSTMConfig) -> str | None:
+    from oracles.finite_difference import richardson_unfit  # noqa: PLC0415
+
+    return richardson_unfit(config)
+
+
+def _complex_step_unfit(config: LSTMConfig) -> str | None:
+    from oracles.complex_step import complex_step_unfit  # noqa: PLC0415
+
+    return complex_step_unfit(config)
+
+
+def _taylor(
+    case: Case, loss: float, grads: Mapping[str, np.ndarray], conditioning: Mapping[str, float], loss_fn: LossFn
+) -> OracleReport:
+    from oracles.taylor import taylor_judge  # noqa: PLC0415
+
+    return taylor_judge(case, loss, grads, conditioning, loss_fn)
+
+
+def _directional(
+    case: Case, loss: float, grads: Mapping[str, np.ndarray], conditioning: Mapping[str, float], loss_fn: LossFn
+) -> OracleReport:
+    from oracles.directional import directional_judge  # noqa: PLC0415
+
+    return directional_judge(case, loss, grads, conditioning, loss_fn)
+
+
+register(
+    OracleSpec(
+        "fd",
+        "central differences of every element (float64, step eps^(1/3) max(|θ|,1)) with per-element error bounds",
+        unfit=_fd_unfit,
+        gradient=_fd,
+    )
+)
+register(
+    OracleSpec(
+        "richardson",
+        "Richardson-extrapolated central differences at H, 2H, 4H with per-element error bounds",
+        unfit=_richardson_unfit,
+        gradient=_richardson,
+    )
+)
+register(
+    OracleSpec(
+        "complex-step",
+        "Im L(θ + i h e_i)/h for every element, complex128 forward, no cancellation",
+        unfit=_complex_step_unfit,
+        gradient=_complex_step,
+    )
+)
+register(
+    OracleSpec(
+        "taylor",
+        "Taylor remainder |L(θ+hv) - L(θ) - h<g,v>| must fall as h² (slope 2), per tensor",
+        unfit=lambda config: None,
+        judge=_taylor,
+    )
+)
+register(
+    OracleSpec(
+        "directional",
+        "<g, v> against central differences along random v, per tensor and gate block",
+        unfit=lambda config: None,
+        judge=_directional,
     )
 )

@@ -1,0 +1,187 @@
+"""Oracle ``directional``: ⟨g, v⟩ against central differences along v, a few forward passes per probe.
+
+Note [Directional probes]
+-------------------------
+For cases too large for the full check. Probes: one random direction per
+tensor, plus one per gate block (``reference.layout.gate_slice``) of every
+4H-row tensor, so a failing probe already names the gate. Each probe costs
+four loss evaluations::
+
+    D(h) = (L(θ + h v) - L(θ - h v)) / 2h,   h = eps^(1/3) ≈ 6e-6   (v_i is on θ_i's scale)
+    error = |D(2h) - D(h)| / 3 + 1.5 ε_L / h
+
+(``D(2h) - D(h) = 3 * (h²/6) L'''_v`` estimates D(h)'s truncation; D(h)'s
+roundoff is at most ε_L/h and the estimate's own noise 0.5 ε_L/h; ε_L from
+:func:`oracles.directions.loss_noise`.) The probe passes when::
+
+    |⟨g, v⟩ - D(h)| <= sum_i |v_i| (rtol * scale + floor + conditioning) + 4 * error
+
+which is the tolerance rule (Note [Tolerance rule]) summed along v, with
+``scale`` the tensor's largest |g|. When a probe fails, the full
+central-difference check of that tensor locates the element
+(:func:`oracles.directions.located_check`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from oracles.compare import (
+    MISMATCH,
+    NOT_PROVIDED,
+    OK,
+    ORACLE_ERROR_FACTOR,
+    CheckResult,
+    TensorResult,
+    Tolerance,
+    make_tolerance,
+)
+from oracles.directions import (
+    Direction,
+    as_float64,
+    inner,
+    located_check,
+    loss_noise,
+    moved,
+    random_direction,
+    tensor_names,
+)
+from oracles.finite_difference import CENTRAL_STEP
+from oracles.registry import OracleReport, reference_loss
+from reference.case import Case
+from reference.layout import GATES, Location, gate_slice, parse_name
+
+__all__ = ["Probe", "probe", "probes_for", "directional_judge", "EVALUATIONS_PER_PROBE"]
+
+EVALUATIONS_PER_PROBE = 4
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One probe: tensor, gate block (or None), ⟨g, v⟩, the central difference
+    D(h), its error estimate and the allowance it was judged by."""
+
+    name: str
+    gate: str | None
+    analytic: float
+    numeric: float
+    error: float
+    allowed: float
+    scale: float
+
+    @property
+    def abs_err(self) -> float:
+        return abs(self.analytic - self.numeric)
+
+    @property
+    def ok(self) -> bool:
+        return self.abs_err <= self.allowed
+
+
+def probes_for(case: Case, name: str) -> list[tuple[str | None, Direction]]:
+    """The probes of tensor ``name``: the whole tensor, then each gate block of a 4H-row tensor."""
+    whole = [(None, random_direction(case, "directional", name, (name,)))]
+    if parse_name(name).kind not in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+        return whole
+    hidden = case.config.hidden_size
+    blocks = [
+        (gate, random_direction(case, "directional", f"{name}/{gate}", (name,), gate_slice(gate, hidden)))
+        for gate in GATES
+    ]
+    return whole + blocks
+
+
+def probe(
+    case: Case,
+    name: str,
+    gate: str | None,
+    v: Direction,
+    grads: Mapping[str, np.ndarray],
+    tolerance: Tolerance,
+    noise: float,
+    loss_fn: Callable[[Case], float],
+) -> Probe:
+    """⟨g, v⟩ against D(h) along ``v`` (Note [Directional probes])."""
+    h = CENTRAL_STEP
+    d = {}
+    for m in (1.0, 2.0):
+        d[m] = (float(loss_fn(moved(case, v, m * h))) - float(loss_fn(moved(case, v, -m * h)))) / (2 * m * h)
+    error = abs(d[2.0] - d[1.0]) / 3.0 + 1.5 * noise / h
+    g = np.asarray(grads[name], dtype=np.float64)
+    scale = float(np.max(np.abs(g), initial=0.0))
+    allowed = float(np.sum(np.abs(v[name]))) * tolerance.allowed(name, scale) + ORACLE_ERROR_FACTOR * error
+    return Probe(name, gate, inner(grads, v), d[1.0], error, allowed, float(np.sum(np.abs(g * v[name]))))
+
+
+def _record(probes: list[Probe], case: Case) -> TensorResult:
+    """The tensor's record from its probes: the worst one (by error over allowance)."""
+    worst = max(probes, key=lambda p: p.abs_err / p.allowed if p.allowed > 0 else math.inf)
+    failing = [p for p in probes if not p.ok]
+    location = None
+    if failing:
+        gate = next((p.gate for p in failing if p.gate is not None), None)
+        location = Location(worst.name, (), layer=parse_name(worst.name).layer, gate=gate)
+    scale = worst.scale
+    return TensorResult(
+        name=worst.name,
+        status=MISMATCH if failing else OK,
+        oracle="directional",
+        max_abs_err=worst.abs_err,
+        max_rel_err=worst.abs_err / scale if scale > 0 else (0.0 if worst.abs_err == 0 else math.inf),
+        scale=scale,
+        allowed=worst.allowed,
+        bad=len(failing),
+        size=len(probes),
+        worst=location,
+        analytic_value=worst.analytic,
+        oracle_value=worst.numeric,
+    )
+
+
+def directional_judge(
+    case: Case,
+    loss: float | None,
+    grads: Mapping[str, np.ndarray],
+    conditioning: Mapping[str, float],
+    loss_fn: Callable[[Case], float] = reference_loss,
+) -> OracleReport:
+    """Judge ``grads`` by directional probes through ``loss_fn`` (Note [Directional probes])."""
+    exact = as_float64(case)
+    provided = {n: grads[n] for n in tensor_names(case) if n in grads}
+    tolerance = make_tolerance(case.config.dtype, provided, conditioning)
+    loss0 = float(loss_fn(exact))
+    noise = loss_noise(exact, loss0, grads)
+    passes = 1
+    records: list[TensorResult] = []
+    count = 0
+    failing_probes: list[str] = []
+    for name in tensor_names(case):
+        if name not in grads:
+            records.append(TensorResult(name, NOT_PROVIDED, "directional", size=int(np.size(case.arrays()[name]))))
+            continue
+        probes = [probe(exact, name, gate, v, grads, tolerance, noise, loss_fn) for gate, v in probes_for(exact, name)]
+        count += len(probes)
+        passes += EVALUATIONS_PER_PROBE * len(probes)
+        record = _record(probes, case)
+        if record.status == MISMATCH:
+            failing_probes += [f"{p.name}{'' if p.gate is None else '/' + p.gate}" for p in probes if not p.ok]
+            located, cost = located_check(case, name, grads[name], tolerance, "directional", loss_fn, reference_loss)
+            passes += cost
+            if located is not None:
+                # The element-level check with its own error bounds is the finer judge.
+                record = located
+        records.append(record)
+    bad = [r.name for r in records if r.status == MISMATCH]
+    summary = f"{count} probes over {len(provided)} tensors (whole tensor and each gate block)"
+    if failing_probes:
+        summary += f"; failing probes: {', '.join(failing_probes)}"
+        cleared = [n for n in {p.split('/')[0] for p in failing_probes} if n not in bad]
+        if cleared:
+            summary += f"; the full check of {', '.join(cleared)} found every element within its error bound"
+    check = CheckResult("directional", tolerance, None, tuple(records))
+    details = {"probes": count, "failing_probes": failing_probes, "summary": summary}
+    return OracleReport("directional", "fail" if bad else "pass", 0.0, passes, check, details=details)

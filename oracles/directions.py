@@ -1,0 +1,127 @@
+"""Random directions and moved cases for the judging oracles (``taylor``, ``directional``).
+
+A direction ``v`` is a dict gradient name -> array (the tensors it moves).
+Entries are ``±U(0.5, 1.5) * max(|θ_i|, 1)``: random signs and magnitudes,
+never all ones (an all-ones direction hides errors that cancel across
+outputs), never near zero (so one wrong element always shows in ``⟨g, v⟩``),
+and on each element's own scale (as the FD step rule ``h_i = c max(|θ_i|, 1)``).
+Every direction comes from a private generator seeded by the case's seed, the
+oracle and the probe, never from global state.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable, Mapping
+
+import numpy as np
+
+from oracles.compare import TensorResult, Tolerance, compare_tensor
+from oracles.finite_difference import EPS, NOISE_ULPS, central_gradient, central_with_loss
+from reference.case import Case
+from reference.layout import STATE_INPUTS, gradient_shapes
+
+__all__ = [
+    "Direction",
+    "random_direction",
+    "inner",
+    "moved",
+    "as_float64",
+    "loss_noise",
+    "located_check",
+    "LOOP_LIMIT",
+]
+
+Direction = dict[str, np.ndarray]
+
+#: The full check through a foreign loss function runs 3n + 1 loss calls; above
+#: this many elements the failing probe's gate is the finest location given.
+LOOP_LIMIT = 4096
+
+
+def as_float64(case: Case) -> Case:
+    """The case's exact values in float64 (what the judging oracles differentiate)."""
+    return case if case.config.dtype == "float64" else case.astype("float64")
+
+
+def _rng(case: Case, oracle: str, probe: str) -> np.random.Generator:
+    seed = 0 if case.seed is None else int(case.seed) & 0xFFFFFFFF
+    return np.random.default_rng([zlib.crc32(oracle.encode()), seed, zlib.crc32(probe.encode())])
+
+
+def random_direction(
+    case: Case, oracle: str, probe: str, names: tuple[str, ...], rows: slice | None = None
+) -> Direction:
+    """A random direction over tensors ``names`` (see the module docstring).
+
+    ``rows`` restricts it to rows ``rows`` of the first axis (a gate block of
+    a 4H-row tensor, from :func:`reference.layout.gate_slice`).
+    """
+    rng = _rng(case, oracle, probe)
+    arrays = case.arrays()
+    out: Direction = {}
+    for name in names:
+        a = np.asarray(arrays[name], dtype=np.float64)
+        v = rng.choice([-1.0, 1.0], size=a.shape) * rng.uniform(0.5, 1.5, size=a.shape) * np.maximum(np.abs(a), 1.0)
+        if rows is not None:
+            mask = np.zeros(a.shape, dtype=bool)
+            mask[rows] = True
+            v = np.where(mask, v, 0.0)
+        out[name] = v
+    return out
+
+
+def inner(grads: Mapping[str, np.ndarray], v: Direction) -> float:
+    """⟨g, v⟩ over the tensors of ``v``."""
+    return float(sum(np.sum(np.asarray(grads[n], dtype=np.float64) * a) for n, a in v.items()))
+
+
+def moved(case: Case, v: Direction, h: float) -> Case:
+    """The float64 case at ``θ + h v``."""
+    arrays = case.arrays()
+    return case.with_arrays({n: arrays[n] + h * a for n, a in v.items()})
+
+
+def loss_noise(case: Case, loss: float, grads: Mapping[str, np.ndarray]) -> float:
+    """ε_L = NOISE_ULPS eps (|L| + sum |θ_i g_i|): the roundoff of one loss evaluation
+    (Note [Central differences and their error] in :mod:`oracles.finite_difference`)."""
+    arrays = case.arrays()
+    sensitivity = sum(
+        float(np.sum(np.abs(np.asarray(g, dtype=np.float64) * arrays[n]))) for n, g in grads.items() if n in arrays
+    )
+    return NOISE_ULPS * EPS * (abs(loss) + sensitivity)
+
+
+def located_check(
+    case: Case,
+    name: str,
+    analytic: np.ndarray,
+    tolerance: Tolerance,
+    oracle: str,
+    loss_fn: Callable[[Case], float],
+    reference_loss: Callable[[Case], float],
+) -> tuple[TensorResult | None, int]:
+    """The full central-difference check of one tensor, to locate a failing probe's element.
+
+    With the reference's loss it runs batched (:func:`central_gradient`);
+    with another loss function one call per evaluation, up to
+    :data:`LOOP_LIMIT` elements (else ``(None, 0)``). Returns the record
+    (labelled ``oracle``) and the number of forward evaluations.
+    """
+    exact = as_float64(case)
+    size = int(np.prod(gradient_shapes(case.config)[name]))
+    if loss_fn is reference_loss:
+        fd = central_gradient(exact, [name])
+    elif size <= LOOP_LIMIT:
+        fd = central_with_loss(exact, name, loss_fn)
+    else:
+        return None, 0
+    record = compare_tensor(
+        name, analytic, fd.grads[name], tolerance, case.config.hidden_size, oracle, fd.errors[name]
+    )
+    return record, fd.forward_passes
+
+
+def tensor_names(case: Case) -> tuple[str, ...]:
+    """Every gradient name of the case: parameters, then x, h0, c0."""
+    return (*case.params, *STATE_INPUTS)

@@ -1,0 +1,86 @@
+"""``torch.autograd.gradcheck`` on the same model, timed: the benchmark's yardstick.
+
+A thin adapter (one of the few modules that import torch): the case's model
+as ``torch.nn.LSTM`` + ``torch.nn.Linear`` + torch's loss in float64, and
+``gradcheck(fast_mode=False)`` over every parameter and ``x`` (h0, c0, the
+targets are constants). It supports what ``torch.nn.LSTM`` expresses
+directly: tanh cell output, forget_bias 0, no lengths, no final-state term.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from reference.case import Case
+from reference.layout import HEAD_BIAS, HEAD_WEIGHT
+
+__all__ = ["GradcheckTiming", "gradcheck_inputs", "time_gradcheck"]
+
+
+@dataclass(frozen=True)
+class GradcheckTiming:
+    """Seconds of one ``gradcheck`` call, its verdict, the number of checked input
+    elements and of forward passes its numerical Jacobian takes (2 per element)."""
+
+    seconds: float
+    passed: bool
+    inputs: int
+    forward_passes: int
+
+
+def _supported(case: Case) -> None:
+    cfg = case.config
+    if cfg.cell_output != "tanh" or case.lengths is not None or cfg.final_state or cfg.forget_bias != 0:
+        raise ValueError(
+            "torch gradcheck adapter: needs cell_output tanh, forget_bias 0, no lengths, final_state False"
+        )
+
+
+def gradcheck_inputs(case: Case) -> int:
+    """How many scalars gradcheck perturbs: every parameter element and x."""
+    return sum(int(a.size) for a in case.params.values()) + int(case.x.size)
+
+
+def time_gradcheck(case: Case) -> GradcheckTiming:
+    """Run ``torch.autograd.gradcheck(fast_mode=False)`` on ``case``'s model; return its time.
+
+    The checked inputs are the modules' own parameters and x, as a user checks
+    a module: gradcheck perturbs them in place and the closure runs the modules.
+    """
+    _supported(case)
+    cfg = case.config
+    lstm = torch.nn.LSTM(cfg.input_size, cfg.hidden_size, cfg.num_layers).double()
+    head = torch.nn.Linear(cfg.hidden_size, cfg.output_size).double()
+    with torch.no_grad():
+        for name, param in lstm.named_parameters():
+            param.copy_(torch.tensor(np.array(case.params[name], dtype=np.float64)))
+        head.weight.copy_(torch.tensor(np.array(case.params[HEAD_WEIGHT], dtype=np.float64)))
+        head.bias.copy_(torch.tensor(np.array(case.params[HEAD_BIAS], dtype=np.float64)))
+    x = torch.tensor(np.asarray(case.x, dtype=np.float64), requires_grad=True)
+    h0 = torch.tensor(np.asarray(case.h0, dtype=np.float64))
+    c0 = torch.tensor(np.asarray(case.c0, dtype=np.float64))
+    targets = torch.tensor(np.array(case.targets))
+
+    def loss_of(*inputs: torch.Tensor) -> torch.Tensor:
+        out, _ = lstm(inputs[-1], (h0, c0))
+        if cfg.loss_at == "last":
+            out = out[-1:]
+        flat = head(out).reshape(-1, cfg.output_size)
+        if cfg.loss == "cross_entropy":
+            return F.cross_entropy(flat, targets.reshape(-1), reduction=cfg.reduction)
+        tgt = targets.reshape(flat.shape).to(flat.dtype)
+        if cfg.loss == "mse":
+            return F.mse_loss(flat, tgt, reduction=cfg.reduction)
+        return F.binary_cross_entropy_with_logits(flat, tgt, reduction=cfg.reduction)
+
+    inputs = (*lstm.parameters(), *head.parameters(), x)
+    start = time.perf_counter()
+    passed = torch.autograd.gradcheck(loss_of, inputs, fast_mode=False, raise_exception=False)
+    seconds = time.perf_counter() - start
+    n = gradcheck_inputs(case)
+    return GradcheckTiming(seconds, bool(passed), n, 2 * n)
