@@ -249,8 +249,12 @@ def _run_report(args: argparse.Namespace) -> int:
             f"the implementation does not support this case (it raised {report.outcome.error}); "
             "choose a case it supports"
         )
+    if report.outcome.status == "ok" and not any(o.verdict != "skipped" for o in report.oracles):
+        reasons = "; ".join(f"{o.name}: {o.reason}" for o in report.oracles)
+        raise UsageError(f"no oracle could judge this case ({reasons}); choose other oracles with --oracle")
     if args.plot:
         from lstm_gradcheck.plot import plot_report  # noqa: PLC0415
+
 
         plot_report(report, args.plot, impl)
     if args.json:

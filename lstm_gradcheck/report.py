@@ -28,7 +28,7 @@ from reference.layout import gradient_names
 __all__ = ["TensorSummary", "StepLocalization", "Report", "build_report", "case_json", "ORACLE_PRECEDENCE"]
 
 #: Which oracle's numbers a tensor's row shows when several ran (most precise first).
-ORACLE_PRECEDENCE = ("torch", "torch-nn", "complex-step", "fd", "directional", "taylor")
+ORACLE_PRECEDENCE = ("torch", "torch-nn", "complex-step", "richardson", "fd", "directional", "taylor")
 
 
 @dataclass(frozen=True)
@@ -214,6 +214,7 @@ def build_report(
     the contract does not allow) the report says so and no oracle runs. If it
     raises NotImplementedError the report's exit status is 2.
     """
+    requested = bool(oracles)
     names = tuple(oracles) if oracles else default_oracles(case.config)
     unknown = [n for n in names if n not in oracle_names()]
     if unknown:
@@ -230,7 +231,8 @@ def build_report(
     timings["conditioning"] = time.perf_counter() - start
     reports = []
     for name in names:
-        report = run_oracle(name, case, outcome.loss, outcome.grads, conditioning)
+        report = run_oracle(name, case, outcome.loss, outcome.grads, conditioning, requested=requested)
+
         reports.append(report)
         timings[name] = report.seconds
     tensors = _summaries(case, outcome, reports)

@@ -55,15 +55,15 @@ about three times the cost of the activations alone.
 
 from __future__ import annotations
 
-import ctypes
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from reference.case import Case
 from reference.config import LSTMConfig
@@ -541,52 +541,15 @@ def _pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="lstm-gradcheck-fd")
 
 
-_BLAS_SETTERS = ("scipy_openblas_set_num_threads64_", "openblas_set_num_threads64_", "openblas_set_num_threads")
-_BLAS_GETTERS = ("scipy_openblas_get_num_threads64_", "openblas_get_num_threads64_", "openblas_get_num_threads")
-
-
-@lru_cache(maxsize=1)
-def _openblas() -> tuple[Callable[[int], None], Callable[[], int]] | None:
-    """numpy's OpenBLAS thread setter and getter, or None (then the pool uses one worker).
-
-    Two workers each calling a multi-threaded GEMM oversubscribe two cores
-    (measured: 3-20x slower), so the workers run with BLAS on one thread.
-    """
-    try:
-        with open("/proc/self/maps", encoding="utf-8") as maps:
-            paths = {line.split()[-1] for line in maps if "openblas" in line.lower() and line.rstrip().endswith(".so")}
-    except OSError:
-        return None
-    for path in sorted(paths):
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:
-            continue
-        setter = next((getattr(lib, s) for s in _BLAS_SETTERS if hasattr(lib, s)), None)
-        getter = next((getattr(lib, g) for g in _BLAS_GETTERS if hasattr(lib, g)), None)
-        if setter is not None and getter is not None:
-            getter.restype = ctypes.c_int
-            return (lambda n, setter=setter: setter(ctypes.c_int(n))), getter
-    return None
-
-
 @contextmanager
 def _one_blas_thread() -> Iterator[int]:
     """Yield how many pool workers to use, with BLAS on one thread meanwhile.
 
-    Without a way to set BLAS's threads the pool runs one worker (BLAS keeps its own).
+    Two workers each calling a multi-threaded GEMM oversubscribe two cores
+    (measured: 3-20x slower), so the workers run with BLAS on one thread.
     """
-    blas = _openblas()
-    if blas is None:
-        yield 1
-        return
-    set_threads, get_threads = blas
-    before = int(get_threads())
-    set_threads(1)
-    try:
+    with threadpool_limits(limits=1, user_api="blas"):
         yield WORKERS
-    finally:
-        set_threads(before)
 
 
 def _groups(base: Base, name: str, index: np.ndarray, delta: np.ndarray) -> list[tuple[np.ndarray, _Group]]:

@@ -114,7 +114,8 @@ register(
     OracleSpec(
         "fd",
         "central differences of every element (float64, step eps^(1/3) max(|θ|,1)) with per-element error bounds",
-        unfit=_fd_unfit,
+        unfit=lambda config: None,
+        costly=_fd_unfit,
         gradient=_fd,
     )
 )
@@ -122,7 +123,8 @@ register(
     OracleSpec(
         "richardson",
         "Richardson-extrapolated central differences at H, 2H, 4H with per-element error bounds",
-        unfit=_richardson_unfit,
+        unfit=lambda config: None,
+        costly=_richardson_unfit,
         gradient=_richardson,
     )
 )
@@ -130,7 +132,8 @@ register(
     OracleSpec(
         "complex-step",
         "Im L(θ + i h e_i)/h for every element, complex128 forward, no cancellation",
-        unfit=_complex_step_unfit,
+        unfit=lambda config: None,
+        costly=_complex_step_unfit,
         gradient=_complex_step,
     )
 )

@@ -91,15 +91,21 @@ judge an implementation's gradient directly instead of computing their own."""
 
 @dataclass(frozen=True)
 class OracleSpec:
-    """One oracle: ``unfit(config)`` returns why it cannot run on a case (None if it
-    can; the default set is every oracle that fits); exactly one of ``gradient``
-    (full-gradient oracles) and ``judge`` is set."""
+    """One oracle; exactly one of ``gradient`` (full-gradient oracles) and ``judge`` is set.
+
+    ``unfit(config)`` says why the oracle cannot judge a case at all (e.g.
+    torch.nn.LSTM cannot express an identity cell); ``costly(config)`` why it
+    is left out of the default set (e.g. the full finite-difference check of
+    a large case would take minutes). An oracle asked for by name still runs
+    when it is only costly.
+    """
 
     name: str
     summary: str
     unfit: Callable[[LSTMConfig], str | None]
     gradient: Callable[[Case], FullGradient] | None = None
     judge: JudgeFn | None = None
+    costly: Callable[[LSTMConfig], str | None] = lambda config: None
 
 
 ORACLES: dict[str, OracleSpec] = {}
@@ -116,9 +122,11 @@ def oracle_names() -> tuple[str, ...]:
 
 
 def default_oracles(config: LSTMConfig) -> tuple[str, ...]:
-    """Every oracle that fits the case's size and settings (the CLI's default)."""
+    """Every oracle that can judge the case and fits its size (the CLI's default)."""
     _load_builtin()
-    return tuple(name for name, spec in ORACLES.items() if spec.unfit(config) is None)
+    return tuple(
+        name for name, spec in ORACLES.items() if spec.unfit(config) is None and spec.costly(config) is None
+    )
 
 
 def reference_loss(case: Case) -> float:
@@ -135,17 +143,21 @@ def run_oracle(
     grads: Mapping[str, np.ndarray],
     conditioning: Mapping[str, float],
     loss_fn: LossFn | None = None,
+    *,
+    requested: bool = False,
 ) -> OracleReport:
     """Run oracle ``name`` on ``case`` and judge the implementation's ``loss``/``grads``.
 
     ``loss_fn`` is what judging oracles differentiate numerically (default:
-    :func:`reference_loss`); full-gradient oracles ignore it.
+    :func:`reference_loss`); full-gradient oracles ignore it. ``requested``
+    (asked for by name) runs an oracle that is only costly for the case.
     """
     _load_builtin()
     spec = ORACLES[name]
-    reason = spec.unfit(case.config)
+    reason = spec.unfit(case.config) or (None if requested else spec.costly(case.config))
     if reason is not None:
         return OracleReport(name, "skipped", 0.0, 0, reason=reason)
+
     start = time.perf_counter()
     if spec.judge is not None:
         report = spec.judge(case, loss, grads, conditioning, loss_fn or reference_loss)
