@@ -28,20 +28,17 @@ Note [Speed]
 One GEMM projects every step's input, one GEMM per step runs the recurrence,
 and the weight gradients are one GEMM each after the loop over the stored dz.
 Elementwise work writes into preallocated arrays (``out=``) so the loops
-allocate nothing per step. Batch rows never interact inside the time loops,
-so for large steps each core runs the whole loop for its share of the rows
-(single-threaded BLAS inside), and the big post-loop GEMMs use every core.
+allocate nothing per step. (Splitting the batch rows across threads was
+measured slower: each step is a few dozen small ufunc calls, and two Python
+threads mostly wait for each other's GIL, while one thread still gets BLAS's
+threads for every GEMM.)
 """
 
 from __future__ import annotations
 
-import itertools
-import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 from reference.activations import activate_gates, gate_constants
 from reference.case import Case
@@ -123,40 +120,6 @@ def step_mask(lengths: np.ndarray | None, seq_len: int) -> np.ndarray | None:
     return (np.arange(seq_len)[:, None] < np.asarray(lengths)[None, :])[..., None]
 
 
-def _row_blocks(batch: int, hidden: int) -> list[slice]:
-    """Split the batch rows across threads when a step is big enough to pay for it.
-
-    Batch rows are independent throughout the time loop, so each thread runs the
-    whole recurrence for its rows (Note [Speed]); small steps stay on one thread.
-    """
-    workers = min(_cpu_count(), batch // _MIN_ROWS_PER_THREAD)
-    if workers < 2 or batch * 4 * hidden < _MIN_STEP_ELEMENTS:
-        return [slice(0, batch)]
-    edges = np.linspace(0, batch, workers + 1).astype(int)
-    return [slice(int(lo), int(hi)) for lo, hi in itertools.pairwise(edges)]
-
-
-def _cpu_count() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
-_MIN_ROWS_PER_THREAD = 4
-_MIN_STEP_ELEMENTS = 16384
-
-
-def _run_blocks(work, blocks: list[slice]) -> list:
-    """``work(rows)`` for each row block: inline for one block, else on threads with
-    BLAS limited to one thread each (two threads each running a multithreaded GEMM
-    on two cores would oversubscribe them)."""
-    if len(blocks) == 1:
-        return [work(blocks[0])]
-    with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(len(blocks)) as pool:
-        return list(pool.map(work, blocks))
-
-
 def layer_forward(
     inputs: np.ndarray,
     w_ih: np.ndarray,
@@ -185,51 +148,41 @@ def layer_forward(
     t_len, batch, _ = inputs.shape
     hidden = w_hh.shape[1]
     dtype = np.result_type(inputs, w_ih, w_hh, h0)
-    z = (inputs.reshape(t_len * batch, -1) @ w_ih.T).reshape(t_len, batch, 4 * hidden)
-    z += bias
+    consts = gate_constants(hidden, dtype)
+    # The forward works on e = -s z (Note [Accurate saturated gates]): -s folded into
+    # the weights and the bias saves a pass over every step's 4H pre-activations.
+    neg_s = consts.neg_s[:, None]
+    w_ih_e, w_hh_e_t = neg_s * w_ih, (neg_s * w_hh).T
+    e = (inputs.reshape(t_len * batch, -1) @ w_ih_e.T).reshape(t_len, batch, 4 * hidden)
+    e += consts.neg_s * bias
     gates = np.empty((t_len, batch, 4 * hidden), dtype=dtype)
-    dgates = np.empty_like(gates)
     h = np.empty((t_len + 1, batch, hidden), dtype=dtype)
     c = np.empty_like(h)
     cell = np.empty((t_len, batch, hidden), dtype=dtype)
     h[0], c[0] = h0, c0
-    cache = LayerCache(inputs, w_ih, w_hh, gates, dgates, h, c, cell, mask, cell_output)
-    _run_blocks(lambda rows: _forward_steps(cache, z, rows), _row_blocks(batch, hidden))
-    return cache
-
-
-def _forward_steps(cache: LayerCache, z: np.ndarray, rows: slice) -> None:
-    """The time loop of :func:`layer_forward` for batch rows ``rows`` (fills the cache)."""
-    gates, dgates, h, c, cell, mask = cache.gates, cache.dgates, cache.h, cache.c, cache.cell, cache.mask
-    hidden = cache.w_hh.shape[1]
-    consts = gate_constants(hidden, gates.dtype)
-    w_hh_t = cache.w_hh.T
-    n = rows.stop - rows.start
-    rec = np.empty((n, 4 * hidden), dtype=gates.dtype)
-    scratch = np.empty_like(rec)
-    tmp = np.empty((n, hidden), dtype=gates.dtype)
-    identity = cache.cell_output == "identity"
-    for t in range(z.shape[0]):
-        np.matmul(h[t, rows], w_hh_t, out=rec)
-        zt = z[t, rows]
-        zt += rec
-        gt = gates[t, rows]
-        activate_gates(zt, consts, gt, dgates[t, rows], scratch)
-        i, f, g, o = gate_blocks(gt, hidden)
-        ct, cell_t = c[t + 1, rows], cell[t, rows]
-        np.multiply(f, c[t, rows], out=ct)
+    rec = np.empty((batch, 4 * hidden), dtype=dtype)
+    tmp = np.empty((batch, hidden), dtype=dtype)
+    identity = cell_output == "identity"
+    for t in range(t_len):
+        np.matmul(h[t], w_hh_e_t, out=rec)
+        e[t] += rec
+        # e[t] becomes the derivative of each gate wrt its pre-activation (stored in place).
+        activate_gates(e[t], consts, gates[t])
+        i, f, g, o = gate_blocks(gates[t], hidden)
+        np.multiply(f, c[t], out=c[t + 1])
         np.multiply(i, g, out=tmp)
-        ct += tmp
+        c[t + 1] += tmp
         if identity:
-            cell_t[...] = ct
+            cell[t] = c[t + 1]
         else:
-            np.tanh(ct, out=cell_t)
-        np.multiply(o, cell_t, out=h[t + 1, rows])
+            np.tanh(c[t + 1], out=cell[t])
+        np.multiply(o, cell[t], out=h[t + 1])
         if mask is not None:
             # Padding copies the state forward, exactly like torch's packed sequences.
-            padded = ~mask[t, rows]
-            np.copyto(h[t + 1, rows], h[t, rows], where=padded)
-            np.copyto(ct, c[t, rows], where=padded)
+            padded = ~mask[t]
+            np.copyto(h[t + 1], h[t], where=padded)
+            np.copyto(c[t + 1], c[t], where=padded)
+    return LayerCache(inputs, w_ih, w_hh, gates, e, h, c, cell, mask, cell_output)
 
 
 def layer_backward(
@@ -249,38 +202,21 @@ def layer_backward(
     t_len, batch, _ = cache.inputs.shape
     hidden = cache.w_hh.shape[1]
     dtype = cache.gates.dtype
-    dz = np.empty((t_len, batch, 4 * hidden), dtype=dtype)
-    dh0 = np.zeros((batch, hidden), dtype=dtype) if dh_n is None else np.array(dh_n, dtype=dtype)
-    dc0 = np.zeros((batch, hidden), dtype=dtype) if dc_n is None else np.array(dc_n, dtype=dtype)
-    # dh0/dc0 start as the carries into the last step and end as the gradients wrt h0/c0.
-    _run_blocks(lambda rows: _backward_steps(cache, dh_out, dz, dh0, dc0, rows), _row_blocks(batch, hidden))
-    flat_dz = dz.reshape(t_len * batch, 4 * hidden)
-    dw_ih = flat_dz.T @ cache.inputs.reshape(t_len * batch, -1)
-    dw_hh = flat_dz.T @ cache.h[:-1].reshape(t_len * batch, hidden)
-    db = flat_dz.sum(axis=0)
-    du = (flat_dz @ cache.w_ih).reshape(t_len, batch, -1)
-    return LayerGrads(du, dw_ih, dw_hh, db, dh0, dc0, dz)
-
-
-def _backward_steps(
-    cache: LayerCache, dh_out: np.ndarray, dz: np.ndarray, dh_next: np.ndarray, dc_next: np.ndarray, rows: slice
-) -> None:
-    """The time loop of :func:`layer_backward` for batch rows ``rows``; updates the
-    carries ``dh_next``/``dc_next`` in place (on exit: dL/dh0, dL/dc0)."""
-    hidden = cache.w_hh.shape[1]
     mask = cache.mask
     identity = cache.cell_output == "identity"
-    dh_next, dc_next = dh_next[rows], dc_next[rows]
+    dz = np.empty((t_len, batch, 4 * hidden), dtype=dtype)
+    # The carries into the last step; on exit, the gradients wrt h0 and c0.
+    dh_next = np.zeros((batch, hidden), dtype=dtype) if dh_n is None else np.array(dh_n, dtype=dtype)
+    dc_next = np.zeros((batch, hidden), dtype=dtype) if dc_n is None else np.array(dc_n, dtype=dtype)
     dh = np.empty_like(dh_next)
     dc = np.empty_like(dh_next)
     tmp = np.empty_like(dh_next)
     dh_prev = np.empty_like(dh_next)
-    for t in range(dz.shape[0] - 1, -1, -1):
-        i, f, g, o = gate_blocks(cache.gates[t, rows], hidden)
-        dzt = dz[t, rows]
-        dz_i, dz_f, dz_g, dz_o = gate_blocks(dzt, hidden)
-        np.add(dh_out[t, rows], dh_next, out=dh)
-        cell = cache.cell[t, rows]
+    for t in range(t_len - 1, -1, -1):
+        i, f, g, o = gate_blocks(cache.gates[t], hidden)
+        dz_i, dz_f, dz_g, dz_o = gate_blocks(dz[t], hidden)
+        np.add(dh_out[t], dh_next, out=dh)
+        cell = cache.cell[t]
         # dc = dc_next + dh * o * d(cell)/dc
         np.multiply(dh, o, out=dc)
         if not identity:
@@ -289,20 +225,26 @@ def _backward_steps(
             dc *= tmp
         dc += dc_next
         np.multiply(dc, g, out=dz_i)
-        np.multiply(dc, cache.c[t, rows], out=dz_f)
+        np.multiply(dc, cache.c[t], out=dz_f)
         np.multiply(dc, i, out=dz_g)
         np.multiply(dh, cell, out=dz_o)
-        dzt *= cache.dgates[t, rows]
+        dz[t] *= cache.dgates[t]
         if mask is None:
-            np.matmul(dzt, cache.w_hh, out=dh_next)
+            np.matmul(dz[t], cache.w_hh, out=dh_next)
             np.multiply(dc, f, out=dc_next)
         else:
-            valid = mask[t, rows]
-            dzt *= valid
-            np.matmul(dzt, cache.w_hh, out=dh_prev)
+            valid = mask[t]
+            dz[t] *= valid
+            np.matmul(dz[t], cache.w_hh, out=dh_prev)
             # A padded step is a copy: its incoming gradients pass through unchanged.
             np.copyto(dh_next, np.where(valid, dh_prev, dh))
             np.copyto(dc_next, np.where(valid, dc * f, dc_next))
+    flat_dz = dz.reshape(t_len * batch, 4 * hidden)
+    dw_ih = flat_dz.T @ cache.inputs.reshape(t_len * batch, -1)
+    dw_hh = flat_dz.T @ cache.h[:-1].reshape(t_len * batch, hidden)
+    db = flat_dz.sum(axis=0)
+    du = (flat_dz @ cache.w_ih).reshape(t_len, batch, -1)
+    return LayerGrads(du, dw_ih, dw_hh, db, dh_next, dc_next, dz)
 
 
 # ----------------------------------------------------------------------------- the model
