@@ -60,8 +60,8 @@ def _meets(grads, exact, goal: float, resolution: float) -> bool:
     """Every tensor within ``goal * scale + resolution`` (the method's roundoff floor, as in the
     property tests: a gradient far below the loss's roundoff cannot be resolved to its own scale)."""
     return all(
-        float(np.max(np.abs(g - exact[n]), initial=0.0)) <= goal * float(np.max(np.abs(exact[n]), initial=0.0))
-        + resolution
+        float(np.max(np.abs(g - exact[n]), initial=0.0))
+        <= goal * float(np.max(np.abs(exact[n]), initial=0.0)) + resolution
         for n, g in grads.items()
     )
 
@@ -147,18 +147,71 @@ def _load_average() -> list[float] | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m lstm_gradcheck.benchmark fd [--repeats N] [--seed S]``: print the JSON."""
-    parser = argparse.ArgumentParser(prog="python -m lstm_gradcheck.benchmark", description=__doc__.split("\n")[0])
-    parser.add_argument("benchmark", choices=["fd"], help="which benchmark (fd: the full-gradient oracles)")
+    """``python -m lstm_gradcheck.benchmark {fd,reference,scaling,throughput,ci-times,all,readme}``."""
+    from lstm_gradcheck import speed  # noqa: PLC0415
+
+    parser = argparse.ArgumentParser(
+        prog="python -m lstm_gradcheck.benchmark",
+        description="Speed of the oracles and the reference, as ratios measured side by side. Prints JSON.",
+    )
+    parser.add_argument(
+        "benchmark",
+        choices=["fd", "reference", "scaling", "throughput", "ci-times", "all", "readme"],
+        help="fd: the full-gradient oracles vs torch's gradcheck; reference: the reference vs torch.nn.LSTM; "
+        "scaling: time against T and H; throughput: checks per second; ci-times: seconds per test file; "
+        "all: every one; readme: write README.md's performance section from a JSON file",
+    )
+    parser.add_argument("json_file", nargs="?", help="for readme: the JSON that 'all' printed")
     parser.add_argument("--repeats", type=int, default=3, help="runs of each method (>= 3; medians are reported)")
     parser.add_argument("--seed", type=int, default=0, help="the case's seed")
     args = parser.parse_args(argv)
     if args.repeats < 3:
         parser.error("--repeats: expected at least 3")
-    result = fd_benchmark(args.repeats, args.seed)
+    if args.benchmark == "readme":
+        if not args.json_file:
+            parser.error("readme: give the JSON file that 'all' printed")
+        from pathlib import Path  # noqa: PLC0415
+
+        from lstm_gradcheck.perf_readme import update_readme  # noqa: PLC0415
+
+        update_readme(json.loads(Path(args.json_file).read_text()), Path(__file__).resolve().parents[1] / "README.md")
+        return 0
+    runs = {
+        "fd": lambda: fd_benchmark(args.repeats, args.seed),
+        "reference": lambda: speed.reference_vs_torch(repeats=max(args.repeats, 7)),
+        "scaling": lambda: speed.scaling(batched_fd=speed.fd_seconds_per_copy),
+        "throughput": speed.throughput,
+        "ci-times": _ci_times,
+    }
+    chosen = list(runs) if args.benchmark == "all" else [args.benchmark]
+    result: dict[str, object] = {
+        "command": "python -m lstm_gradcheck.benchmark " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "environment": speed.environment(),
+    }
+    for name in chosen:
+        result[name.replace("-", "_")] = runs[name]()
     json.dump(result, sys.stdout, indent=2)
     sys.stdout.write("\n")
     return 0
+
+
+def _ci_times() -> dict[str, float]:
+    """Run the test suite as CI does (ci profile, two workers) and time each file."""
+    import subprocess  # noqa: PLC0415
+    import tempfile  # noqa: PLC0415
+    from pathlib import Path  # noqa: PLC0415
+
+    from lstm_gradcheck.speed import ci_times  # noqa: PLC0415
+
+    root = Path(__file__).resolve().parents[1]
+    with tempfile.TemporaryDirectory() as tmp:
+        junit = str(Path(tmp) / "junit.xml")
+        env = {**os.environ, "HYPOTHESIS_PROFILE": "ci"}
+        subprocess.run(
+            [sys.executable, "-m", "pytest", "-n", "2", "-q", "-p", "no:cacheprovider", f"--junitxml={junit}"],
+            cwd=root, env=env, check=False, capture_output=True,
+        )  # fmt: skip
+        return ci_times(junit)
 
 
 if __name__ == "__main__":

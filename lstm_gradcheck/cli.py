@@ -255,7 +255,6 @@ def _run_report(args: argparse.Namespace) -> int:
     if args.plot:
         from lstm_gradcheck.plot import plot_report  # noqa: PLC0415
 
-
         plot_report(report, args.plot, impl)
     if args.json:
         _print_json(report.as_json())

@@ -158,12 +158,31 @@ class Report:
         out["gradients"] = [t.as_dict() for t in self.sorted_tensors()]
         out["oracles"] = [o.as_dict() for o in self.oracles]
         out["timings"] = dict(self.timings)
+        speed = self._speed()
+        if speed:
+            out["speed"] = speed
+
         out["steps"] = [s.as_dict() for s in self.steps]
         if self.notes:
             out["notes"] = list(self.notes)
         return out
 
+    def _speed(self) -> dict[str, object]:
+        """The implementation's seconds against torch.nn.LSTM's bare forward+backward (float64)."""
+        nn = next((o for o in self.oracles if o.name == "torch-nn" and o.verdict != "skipped"), None)
+        torch_seconds = None if nn is None else nn.details.get("forward_backward_seconds")
+        if not torch_seconds or self.outcome.status != OK:
+            return {}
+        return {
+            "implementation_seconds": self.outcome.seconds,
+            "torch_nn_forward_backward_seconds": torch_seconds,
+            "ratio_to_torch_nn": self.outcome.seconds / torch_seconds,
+            "torch_nn_dtype": "float64",
+            "note": "single runs: the benchmark (python -m lstm_gradcheck.benchmark reference) gives medians",
+        }
+
     def _loss_json(self) -> dict[str, object]:
+
         out: dict[str, object] = {"implementation": self.outcome.loss}
         for o in self.oracles:
             if o.check is not None and o.check.loss is not None:

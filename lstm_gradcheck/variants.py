@@ -176,8 +176,16 @@ def check_variant(variant: Variant, *, max_examples: int = 100, seed: int = 0, p
         location_ok = bool(location.tensors) and location.tensors <= record.tensors
         location_ok = location_ok and (not record.gates or location.gates <= record.gates)
     return VariantOutcome(
-        variant, "fail", result.examples, time.perf_counter() - start, case, found_by, location, minimal_ok,
-        location_ok, result.why,
+        variant,
+        "fail",
+        result.examples,
+        time.perf_counter() - start,
+        case,
+        found_by,
+        location,
+        minimal_ok,
+        location_ok,
+        result.why,
     )
 
 

@@ -424,12 +424,15 @@ class _Partial:
                 hs[k][t + 1], cs[k][t + 1] = hs[k][t], cs[k][t]
                 self._step(z, cs[k][t + 1], hs[k][t + 1], None if self.valid is None else self.valid[t], scratch)
         y[:] = np.matmul(self.w_head, hs[-1][1:]) + self.b_head[:, None]
-        loss = self._head(y[None], None, 0)[0] + self._final_state(
-            [hs[k][-1][:, None, :] for k in range(cfg.num_layers)],
-            [cs[k][-1][:, None, :] for k in range(cfg.num_layers)],
-            None,
-            0,
-        )[0]
+        loss = (
+            self._head(y[None], None, 0)[0]
+            + self._final_state(
+                [hs[k][-1][:, None, :] for k in range(cfg.num_layers)],
+                [cs[k][-1][:, None, :] for k in range(cfg.num_layers)],
+                None,
+                0,
+            )[0]
+        )
         return _PlainRun(tuple(hs), tuple(cs), y, float(loss))
 
     def _head(self, y: np.ndarray, rows: np.ndarray | None, t0: int) -> np.ndarray:

@@ -26,7 +26,12 @@ def _torch_nn(case: Case) -> FullGradient:
     from oracles.torch_nn import nn_grads  # noqa: PLC0415
 
     result = nn_grads(case)
-    return FullGradient(result.loss, result.grads, forward_passes=1)
+    return FullGradient(
+        result.loss,
+        result.grads,
+        forward_passes=1,
+        details={"forward_backward_seconds": result.forward_backward_seconds},
+    )
 
 
 def torch_nn_unfit(config: LSTMConfig) -> str | None:

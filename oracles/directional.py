@@ -179,7 +179,7 @@ def directional_judge(
     summary = f"{count} probes over {len(provided)} tensors (whole tensor and each gate block)"
     if failing_probes:
         summary += f"; failing probes: {', '.join(failing_probes)}"
-        cleared = [n for n in {p.split('/')[0] for p in failing_probes} if n not in bad]
+        cleared = [n for n in {p.split("/")[0] for p in failing_probes} if n not in bad]
         if cleared:
             summary += f"; the full check of {', '.join(cleared)} found every element within its error bound"
     check = CheckResult("directional", tolerance, None, tuple(records))

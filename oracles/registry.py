@@ -124,9 +124,7 @@ def oracle_names() -> tuple[str, ...]:
 def default_oracles(config: LSTMConfig) -> tuple[str, ...]:
     """Every oracle that can judge the case and fits its size (the CLI's default)."""
     _load_builtin()
-    return tuple(
-        name for name, spec in ORACLES.items() if spec.unfit(config) is None and spec.costly(config) is None
-    )
+    return tuple(name for name, spec in ORACLES.items() if spec.unfit(config) is None and spec.costly(config) is None)
 
 
 def reference_loss(case: Case) -> float:

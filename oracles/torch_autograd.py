@@ -31,11 +31,13 @@ _DTYPE = torch.float64
 @dataclass(frozen=True)
 class TorchResult:
     """loss, gradients by contract name (float64), and, if asked, per-step
-    contributions name -> (T, *shape) for each LSTM parameter."""
+    contributions name -> (T, *shape) for each LSTM parameter; torch.nn's
+    oracle also times its bare forward and backward (seconds, float64)."""
 
     loss: float
     grads: dict[str, np.ndarray]
     per_step: dict[str, np.ndarray] | None = None
+    forward_backward_seconds: float | None = None
 
 
 def _leaf(a: np.ndarray) -> torch.Tensor:

@@ -54,6 +54,9 @@ def _nn_grads(case: Case) -> TorchResult:
         for k in range(cfg.num_layers):
             getattr(lstm, bias_ih(k))[forget] += cfg.forget_bias
     states = {n: torch.tensor(np.array(getattr(case, n), dtype=np.float64), requires_grad=True) for n in STATE_INPUTS}
+    named = {**dict(lstm.named_parameters()), **{f"head.{n}": p for n, p in head.named_parameters()}}
+    leaves = {**{n: named[n] for n in case.params}, **states}
+    start = time.perf_counter()  # the forward and backward alone, for the report's speed ratio
     x = states["x"]
     if case.lengths is None:
         out, (h_n, c_n) = lstm(x, (states["h0"], states["c0"]))
@@ -66,11 +69,10 @@ def _nn_grads(case: Case) -> TorchResult:
     loss = _LOSSES[cfg.loss](reduction=cfg.reduction)(logits, targets)
     if cfg.final_state:
         loss = loss + final_state_term(case, h_n, c_n)
-    named = {**dict(lstm.named_parameters()), **{f"head.{n}": p for n, p in head.named_parameters()}}
-    leaves = {**{n: named[n] for n in case.params}, **states}
     got = torch.autograd.grad(loss, list(leaves.values()))
+    seconds = time.perf_counter() - start
     grads = {n: g.detach().numpy().copy() for n, g in zip(leaves, got, strict=True)}
-    return TorchResult(float(loss.detach()), grads)
+    return TorchResult(float(loss.detach()), grads, forward_backward_seconds=seconds)
 
 
 def time_forward_backward(case: Case, repeats: int) -> list[float]:

@@ -22,6 +22,7 @@ gradients.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -34,6 +35,8 @@ __all__ = [
     "CaseSpace",
     "DEFAULT_SPACE",
     "THOROUGH_SPACE",
+    "active_space",
+
     "seq_lens",
     "dims",
     "forget_biases",
@@ -86,6 +89,12 @@ THOROUGH_SPACE = CaseSpace(
     forget_bias_range=20.0,
     weight_scales=(1.0, 0.5, 2.0, 4.0, 10.0, 0.05),
 )
+
+
+def active_space() -> CaseSpace:
+    """The space of the active Hypothesis profile: :data:`THOROUGH_SPACE` under
+    ``HYPOTHESIS_PROFILE=thorough``, :data:`DEFAULT_SPACE` otherwise."""
+    return THOROUGH_SPACE if os.environ.get("HYPOTHESIS_PROFILE") == "thorough" else DEFAULT_SPACE
 
 
 def seq_lens(space: CaseSpace = DEFAULT_SPACE) -> st.SearchStrategy[int]:
