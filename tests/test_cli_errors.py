@@ -14,17 +14,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lstm_gradcheck.cli import main
-
-
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    try:
-        code = main(list(argv))
-    except SystemExit as exited:
-        code = exited.code
-    out, err = capsys.readouterr()
-    return code, out, err
-
 
 @pytest.fixture
 def impl_dir(tmp_path: Path) -> Path:
@@ -55,30 +44,36 @@ def impl_dir(tmp_path: Path) -> Path:
     ],
 )
 @pytest.mark.parametrize("as_json", [False, True])
-def test_unusable_implementations_exit_2_with_one_message(capsys, impl_dir, spec, message, as_json):
+def test_unusable_implementations_exit_2_with_one_message(run_cli, impl_dir, spec, message, as_json):
     argv = ["report", "--impl", spec.format(d=impl_dir), "--oracle", "torch"] + (["--json"] if as_json else [])
-    code, out, err = run(capsys, *argv)
+    code, out, err = run_cli(*argv)
     assert code == 2
     assert message.format(d=impl_dir) in err
     assert "Traceback" not in err
     assert out == ""
 
 
-def test_a_file_may_import_its_siblings(capsys, impl_dir):
-    code, out, err = run(capsys, "report", "--impl", f"{impl_dir}/uses_sibling.py:grads", "--oracle", "torch")
+def test_a_file_may_import_its_siblings(run_cli, impl_dir):
+    code, out, err = run_cli("report", "--impl", f"{impl_dir}/uses_sibling.py:grads", "--oracle", "torch")
     assert code == 0, err
     assert "PASS" in out
 
 
 def _without_timings(data):
+    """The report minus what is measured in time: "timings", "speed" and every "...seconds" field."""
     if isinstance(data, dict):
-        return {k: _without_timings(v) for k, v in data.items() if k not in ("timings", "seconds")}
+        return {
+            k: _without_timings(v)
+            for k, v in data.items()
+            if k not in ("timings", "speed") and not k.endswith("seconds")
+        }
+
     if isinstance(data, list):
         return [_without_timings(v) for v in data]
     return data
 
 
-def test_the_same_seed_gives_the_same_report_byte_for_byte(capsys):
+def test_the_same_seed_gives_the_same_report_byte_for_byte(run_cli):
     argv = [
         "report",
         "--seed",
@@ -92,12 +87,12 @@ def test_the_same_seed_gives_the_same_report_byte_for_byte(capsys):
         "--oracle",
         "torch-nn",
     ]
-    outputs = [run(capsys, *argv, "--json")[1] for _ in range(2)]
+    outputs = [run_cli(*argv, "--json")[1] for _ in range(2)]
     first, second = (json.dumps(_without_timings(json.loads(o)), sort_keys=True) for o in outputs)
     assert first == second
-    texts = [re.sub(r"\d+(\.\d+)?(e-?\d+)? s\)", "<t> s)", run(capsys, *argv)[1]) for _ in range(2)]
+    texts = [re.sub(r"\d+(\.\d+)?(e-?\d+)? s\)", "<t> s)", run_cli(*argv)[1]) for _ in range(2)]
     assert texts[0] == texts[1]
-    other = run(capsys, *argv[:2], "43", *argv[3:], "--json")[1]
+    other = run_cli(*argv[:2], "43", *argv[3:], "--json")[1]
     assert json.dumps(_without_timings(json.loads(other)), sort_keys=True) != first
 
 
@@ -183,7 +178,7 @@ ARGS = st.lists(
 ).map(lambda pairs: [x for pair in pairs for x in pair])
 
 
-# capsys is function-scoped but safe here: every example reads (and so resets) the captured output;
+# run_cli (capsys) is function-scoped but safe here: every example reads and so resets the captured output;
 # `search` runs its own @given inside this one, which is fine for two examples.
 @settings(
     max_examples=60,
@@ -191,11 +186,11 @@ ARGS = st.lists(
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.nested_given],
 )
 @given(ARGS, st.booleans(), st.sampled_from(["report", "search", "repor", ""]))
-def test_fuzzed_arguments_never_crash(capsys, args, as_json, command):
+def test_fuzzed_arguments_never_crash(run_cli, args, as_json, command):
     argv = ([command] if command else []) + args + (["--json"] if as_json else [])
     if command == "search":
         argv += ["--max-examples", "2"]
-    code, out, err = run(capsys, *argv)
+    code, out, err = run_cli(*argv)
     assert code in (0, 1, 2), (argv, code, err)
     assert "Traceback" not in err and "internal error" not in err, (argv, err)
     if code == 2:

@@ -8,8 +8,6 @@ import sys
 
 import pytest
 
-from lstm_gradcheck.cli import main
-
 CONTRACT_CASE_KEYS = {
     "input_size",
     "hidden_size",
@@ -28,18 +26,8 @@ CONTRACT_CASE_KEYS = {
 }
 
 
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    """``main(argv)``'s exit status (argparse errors exit via SystemExit), stdout, stderr."""
-    try:
-        code = main(list(argv))
-    except SystemExit as exited:
-        code = exited.code
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def test_default_report_prints_the_agreement_table_and_exits_0(capsys):
-    code, out, err = run(capsys, "report", "--oracle", "torch", "--oracle", "torch-nn")
+def test_default_report_prints_the_agreement_table_and_exits_0(run_cli):
+    code, out, err = run_cli("report", "--oracle", "torch", "--oracle", "torch-nn")
     assert code == 0, out + err
     assert "tensor" in out and "max rel err" in out and "tolerance" in out
     for name in ("weight_ih_l0", "weight_hh_l1", "bias_hh_l1", "head.weight", "x", "h0", "c0"):
@@ -83,8 +71,8 @@ def test_console_script_runs_and_json_follows_the_contract():
         (["report", "--seq-len", "100000", "--batch-size", "4096", "--hidden-size", "512"], "would need about"),
     ],
 )
-def test_usage_errors_exit_2_with_one_message(capsys, argv, message):
-    code, out, err = run(capsys, *argv)
+def test_usage_errors_exit_2_with_one_message(run_cli, argv, message):
+    code, out, err = run_cli(*argv)
     assert code == 2
     assert message in err
     assert "Traceback" not in err

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from lstm_gradcheck.cli import main
 from lstm_gradcheck.implementation import load_implementation, reference_implementation
 from lstm_gradcheck.report import build_report
 from lstm_gradcheck.search import search
@@ -20,23 +19,14 @@ PLANTED = Path(__file__).parent / "planted" / "output_gate_sigma_prime.py"
 SPEC = f"{PLANTED}:grads"
 
 
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    try:
-        code = main(list(argv))
-    except SystemExit as exited:
-        code = exited.code
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def test_search_on_the_reference_finds_nothing(capsys):
-    code, out, _ = run(capsys, "search", "--max-examples", "25", "--seed", "3")
+def test_search_on_the_reference_finds_nothing(run_cli):
+    code, out, _ = run_cli("search", "--max-examples", "25", "--seed", "3")
     assert code == 0
     assert out.startswith("no failing case in 25 examples (0 unsupported)")
 
 
-def test_search_finds_shrinks_and_prints_a_command_that_reproduces(capsys):
-    code, out, _ = run(capsys, "search", "--impl", SPEC, "--json")
+def test_search_finds_shrinks_and_prints_a_command_that_reproduces(run_cli):
+    code, out, _ = run_cli("search", "--impl", SPEC, "--json")
     assert code == 1
     data = json.loads(out)
     assert data["found"] is True and data["verdict"] == "fail"
@@ -50,7 +40,7 @@ def test_search_finds_shrinks_and_prints_a_command_that_reproduces(capsys):
     assert {g["gate"] for n, g in wrong.items() if n.startswith(("weight", "bias"))} == {"o"}
     command = data["command"].split()
     assert command[:2] == ["lstm-gradcheck", "report"]
-    code, out, _ = run(capsys, *command[1:], "--json")
+    code, out, _ = run_cli(*command[1:], "--json")
     assert code == 1
     assert json.loads(out)["case"] == case
 
@@ -127,10 +117,9 @@ def test_per_step_and_suffix_localization_agree_on_a_missing_recurrent_term():
     assert entries_a["weight_hh_l0"] == entries_b["weight_hh_l0"] == 4  # T - 2: the last step has no recurrence
 
 
-def test_plot_draws_a_png(tmp_path, capsys):
+def test_plot_draws_a_png(tmp_path, run_cli):
     out = tmp_path / "errors.png"
-    code, stdout, _ = run(
-        capsys,
+    code, stdout, _ = run_cli(
         "report",
         "--impl",
         SPEC,
