@@ -398,9 +398,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return run_variants_command(args)
         raise UsageError(f"unknown command {args.command!r}")
-    except UsageError as exc:
-        sys.stderr.write(f"lstm-gradcheck: error: {exc}\n")
+    except (UsageError, CaseError) as exc:
+        sys.stderr.write(f"lstm-gradcheck: error: {_cli_message(str(exc))}\n")
         return 2
+
     except KeyboardInterrupt:
         sys.stderr.write("lstm-gradcheck: interrupted\n")
         return 130

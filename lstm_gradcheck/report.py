@@ -20,9 +20,10 @@ from lstm_gradcheck.implementation import (
     ImplOutcome,
     call_implementation,
 )
-from oracles.compare import TensorResult, conditioning_allowance
+from oracles.compare import TensorResult, conditioning_allowance, unjudgeable
 from oracles.registry import OracleReport, default_oracles, oracle_names, run_oracle
 from reference.case import Case
+from reference.config import CaseError
 from reference.layout import gradient_names
 
 __all__ = ["TensorSummary", "StepLocalization", "Report", "build_report", "case_json", "ORACLE_PRECEDENCE"]
@@ -233,6 +234,9 @@ def build_report(
     the contract does not allow) the report says so and no oracle runs. If it
     raises NotImplementedError the report's exit status is 2.
     """
+    reason = unjudgeable(case)
+    if reason is not None:
+        raise CaseError(f"{reason}; choose smaller weights, a shorter sequence or the tanh cell")
     requested = bool(oracles)
     names = tuple(oracles) if oracles else default_oracles(case.config)
     unknown = [n for n in names if n not in oracle_names()]

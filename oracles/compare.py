@@ -14,11 +14,13 @@ For a gradient tensor with oracle values ``o`` and analytic values ``a``,
   tensor whose gradient vanishes or underflows below roundoff of the whole
   gradient is judged at that roundoff level, not by its own tiny scale.
 * ``conditioning`` (per tensor, absolute): 16 times the largest change of the
-  exact gradient when every parameter and input is perturbed by eps of the
-  implementation's dtype (relative, random signs), measured with the float64
-  reference. It is negligible for ordinary cases and large only for
-  ill-conditioned ones (long identity-cell sequences, exploding states),
-  where no implementation in that dtype can do better.
+  exact gradient when every parameter and input, and every layer's states
+  after every step, are perturbed by eps of the implementation's dtype
+  (relative, random signs), measured with the float64 reference. It is
+  negligible for ordinary cases and large only for ill-conditioned ones
+  (long identity-cell sequences, exploding states), where no implementation
+  in that dtype can do better.
+
 * ``oracle_error``: the oracle's own per-element error estimate
   (finite-difference oracles), times ``k = 4``.
 
@@ -35,7 +37,7 @@ Every verdict prints the rule with its numbers (:meth:`Tolerance.describe`).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -59,7 +61,9 @@ __all__ = [
     "make_tolerance",
     "compare_tensor",
     "compare_gradients",
+    "unjudgeable",
 ]
+
 
 RTOL_EXPONENT = 2.0 / 3.0
 FLOOR_ULPS = 64.0
@@ -78,32 +82,38 @@ def relative_tolerance(dtype: str) -> float:
     return 2.0 * float(np.finfo(np.dtype(dtype)).eps) ** RTOL_EXPONENT
 
 
-GradFn = Callable[[Case], tuple[float, Mapping[str, np.ndarray]]]
-
-
 def conditioning_allowance(
-    case: Case, grads_fn: GradFn | None = None, exact: tuple[float, Mapping[str, np.ndarray]] | None = None
+    case: Case, exact: tuple[float, Mapping[str, np.ndarray]] | None = None
 ) -> dict[str, float]:
     """Per-tensor absolute allowance for the problem's conditioning (Note [Tolerance rule]).
 
-    Perturbs every parameter and x, h0, c0 by ``eps(case dtype)`` relative with
-    random signs (seeded from the case), re-runs the exact float64 gradient
-    (``grads_fn``, default the reference) and returns
-    ``CONDITIONING_SAFETY * max |change|`` per tensor, plus ``"loss"``.
-    ``exact`` is ``grads_fn`` at the (float64) case itself, if the caller has it.
+    Each probe reruns the exact float64 reference with every parameter and x,
+    h0, c0 perturbed by ``eps(case dtype)`` relative, and every layer's new
+    states h_t, c_t perturbed alike after every step (random signs, seeded
+    from the case): rounding happens at every step, and in a chaotic
+    recurrence that compounds far beyond one perturbation of the inputs.
+    Returns ``CONDITIONING_SAFETY * max |change|`` per tensor, plus ``"loss"``.
+    ``exact`` is the reference's ``grads`` at the (float64) case itself, if
+    the caller has it.
     """
-    if grads_fn is None:
-        from reference.lstm import grads as grads_fn  # noqa: PLC0415 (oracles -> reference only when used)
+    from reference.lstm import grads  # noqa: PLC0415 (oracles -> reference only when used)
+
     exact_case = case if case.config.dtype == "float64" else case.astype("float64")
     eps = float(np.finfo(case.config.np_dtype).eps)
-    loss0, g0 = grads_fn(exact_case) if exact is None else exact
+    loss0, g0 = grads(exact_case) if exact is None else exact
     rng = np.random.default_rng([0x5EED, 0 if case.seed is None else int(case.seed) & 0xFFFFFFFF])
+
+    def jiggle(a: np.ndarray) -> np.ndarray:
+        return a * (1.0 + eps * rng.choice([-1.0, 1.0], size=a.shape))
+
+    def per_step(h: np.ndarray, c: np.ndarray) -> None:
+        h *= 1.0 + eps * rng.choice([-1.0, 1.0], size=h.shape)
+        c *= 1.0 + eps * rng.choice([-1.0, 1.0], size=c.shape)
+
     worst = dict.fromkeys([*g0, "loss"], 0.0)
     for _ in range(_CONDITIONING_PROBES):
-        arrays = {
-            name: a * (1.0 + eps * rng.choice([-1.0, 1.0], size=a.shape)) for name, a in exact_case.arrays().items()
-        }
-        loss1, g1 = grads_fn(exact_case.with_arrays(arrays))
+        arrays = {name: jiggle(a) for name, a in exact_case.arrays().items()}
+        loss1, g1 = grads(exact_case.with_arrays(arrays), perturb=per_step)
         for name in g0:
             worst[name] = max(worst[name], float(np.max(np.abs(np.asarray(g1[name]) - g0[name]), initial=0.0)))
         worst["loss"] = max(worst["loss"], abs(float(loss1) - float(loss0)))
@@ -112,6 +122,29 @@ def conditioning_allowance(
     first_order = eps * sum(float(np.sum(np.abs(g0[n] * arrays[n]))) for n in g0 if n in arrays)
     worst["loss"] = max(worst["loss"], first_order)
     return {name: CONDITIONING_SAFETY * value for name, value in worst.items()}
+
+
+def unjudgeable(case: Case, exact: tuple[float, Mapping[str, np.ndarray]] | None = None) -> str | None:
+    """Why no implementation can be judged on ``case`` (None if it can).
+
+    The exact (float64 reference) loss and gradients must be finite and below
+    sqrt(largest float of the case's dtype) in magnitude: beyond that the
+    forward overflows (exploding identity-cell states, say) or a correct
+    implementation in that dtype cannot represent the answer.
+    """
+    from reference.lstm import grads  # noqa: PLC0415
+
+    exact_case = case if case.config.dtype == "float64" else case.astype("float64")
+    with np.errstate(all="ignore"):
+        loss, g = grads(exact_case) if exact is None else exact
+    limit = float(np.sqrt(np.finfo(case.config.np_dtype).max))
+    values = [("the loss", np.asarray(loss, dtype=np.float64))] + [(f"d{n}", np.asarray(v)) for n, v in g.items()]
+    for what, value in values:
+        if not np.all(np.isfinite(value)):
+            return f"the model overflows on this case: {what} is not finite even in float64"
+        if np.max(np.abs(value), initial=0.0) > limit:
+            return f"the exact {what} reaches {np.max(np.abs(value)):.3g}, beyond what {case.config.dtype} can carry"
+    return None
 
 
 @dataclass(frozen=True)

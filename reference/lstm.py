@@ -36,6 +36,7 @@ threads for every GEMM.)
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -113,7 +114,12 @@ class LayerGrads:
     dz: np.ndarray
 
 
+#: ``perturb(h_t, c_t)``: changes a layer's new states in place after each step.
+StatePerturbation = Callable[[np.ndarray, np.ndarray], None]
+
+
 def step_mask(lengths: np.ndarray | None, seq_len: int) -> np.ndarray | None:
+
     """(T, B, 1) bool mask of valid steps (t < lengths[b]), or None without lengths."""
     if lengths is None:
         return None
@@ -130,6 +136,7 @@ def layer_forward(
     *,
     cell_output: str = "tanh",
     mask: np.ndarray | None = None,
+    perturb: StatePerturbation | None = None,
 ) -> LayerCache:
     """Run one LSTM layer over a sequence.
 
@@ -141,6 +148,9 @@ def layer_forward(
         h0, c0: (B, H) initial states.
         cell_output: "tanh" (h = o tanh(c)) or "identity" (h = o c).
         mask: (T, B, 1) valid-step mask or None.
+        perturb: called as ``perturb(h_t, c_t)`` after every step to change the
+            new states in place; the tolerance rule uses it to emulate rounding
+            at every step (see ``oracles.compare.conditioning_allowance``).
 
     Returns:
         The layer's :class:`LayerCache`; its outputs are ``cache.h[1:]``.
@@ -177,6 +187,8 @@ def layer_forward(
         else:
             np.tanh(c[t + 1], out=cell[t])
         np.multiply(o, cell[t], out=h[t + 1])
+        if perturb is not None:
+            perturb(h[t + 1], c[t + 1])
         if mask is not None:
             # Padding copies the state forward, exactly like torch's packed sequences.
             padded = ~mask[t]
@@ -288,7 +300,7 @@ def effective_bias(b_ih: np.ndarray, b_hh: np.ndarray, forget_bias: float) -> np
     return bias
 
 
-def forward_layers(case: Case) -> tuple[LayerCache, ...]:
+def forward_layers(case: Case, perturb: StatePerturbation | None = None) -> tuple[LayerCache, ...]:
     """Run every layer of ``case``'s stack; only h passes up, c stays in its layer."""
     cfg = case.config
     mask = step_mask(case.lengths, cfg.seq_len)
@@ -306,16 +318,19 @@ def forward_layers(case: Case) -> tuple[LayerCache, ...]:
             case.c0[k],
             cell_output=cfg.cell_output,
             mask=mask,
+            perturb=perturb,
         )
         layers.append(cache)
         inputs = cache.h[1:]
     return tuple(layers)
 
 
-def forward(case: Case) -> tuple[ForwardResult, Cache]:
-    """The model's forward pass and loss (module docstring); returns (outputs, cache)."""
+def forward(case: Case, perturb: StatePerturbation | None = None) -> tuple[ForwardResult, Cache]:
+    """The model's forward pass and loss (module docstring); returns (outputs, cache).
+
+    ``perturb`` (see :func:`layer_forward`) is for the tolerance rule's probes only."""
     cfg = case.config
-    layers = forward_layers(case)
+    layers = forward_layers(case, perturb)
     top = layers[-1].h[1:]
     y = top @ case.params[HEAD_WEIGHT].T + case.params[HEAD_BIAS]
     scored: ScoredSteps = scored_steps(cfg, case.targets, case.lengths)
@@ -360,9 +375,11 @@ def backward(cache: Cache) -> BackwardResult:
     return BackwardResult(out, tuple(layer_grads))
 
 
-def grads(case: Case) -> tuple[float, dict[str, np.ndarray]]:
-    """The contract's ``grads(case)``: the loss and every gradient, by name."""
-    result, cache = forward(case)
+def grads(case: Case, perturb: StatePerturbation | None = None) -> tuple[float, dict[str, np.ndarray]]:
+    """The contract's ``grads(case)``: the loss and every gradient, by name.
+
+    ``perturb`` (see :func:`layer_forward`) is for the tolerance rule's probes only."""
+    result, cache = forward(case, perturb)
     return result.loss, backward(cache).grads
 
 
