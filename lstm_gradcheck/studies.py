@@ -166,8 +166,7 @@ def _planted_judge(oracle: str, case, loss: float, conditioning) -> Callable[[di
     return judge
 
 
-def sensitivity_study(
-cases: int = 200, seed: int = 0, oracles: Sequence[str] = SENSITIVITY_ORACLES) -> dict:
+def sensitivity_study(cases: int = 200, seed: int = 0, oracles: Sequence[str] = SENSITIVITY_ORACLES) -> dict:
     """Detection rate of each oracle for each planted relative error; the smallest caught in >= 99%."""
     from oracles.compare import conditioning_allowance  # noqa: PLC0415
     from oracles.registry import oracle_names  # noqa: PLC0415

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from oracles.registry import FullGradient, LossFn, OracleReport, OracleSpec, register
+from oracles.registry import FullGradient, LossFn, OracleAbstains, OracleReport, OracleSpec, register
 from reference.case import Case
 from reference.config import LSTMConfig
 
@@ -63,15 +63,25 @@ def _full(result) -> FullGradient:
     return FullGradient(result.loss, result.grads, result.forward_passes, result.errors or None, result.details)
 
 
+def _smooth_enough(case: Case, method: str) -> None:
+    from oracles.finite_difference import too_rough  # noqa: PLC0415
+
+    reason = too_rough(case, method)
+    if reason is not None:
+        raise OracleAbstains(reason)
+
+
 def _fd(case: Case) -> FullGradient:
     from oracles.finite_difference import central_gradient  # noqa: PLC0415
 
+    _smooth_enough(case, "fd")
     return _full(central_gradient(case))
 
 
 def _richardson(case: Case) -> FullGradient:
     from oracles.finite_difference import richardson_gradient  # noqa: PLC0415
 
+    _smooth_enough(case, "richardson")
     return _full(richardson_gradient(case))
 
 

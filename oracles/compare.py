@@ -82,9 +82,7 @@ def relative_tolerance(dtype: str) -> float:
     return 2.0 * float(np.finfo(np.dtype(dtype)).eps) ** RTOL_EXPONENT
 
 
-def conditioning_allowance(
-    case: Case, exact: tuple[float, Mapping[str, np.ndarray]] | None = None
-) -> dict[str, float]:
+def conditioning_allowance(case: Case, exact: tuple[float, Mapping[str, np.ndarray]] | None = None) -> dict[str, float]:
     """Per-tensor absolute allowance for the problem's conditioning (Note [Tolerance rule]).
 
     Each probe reruns the exact float64 reference with every parameter and x,

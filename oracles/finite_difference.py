@@ -45,17 +45,57 @@ saturated case); its roundoff is at most ``(4 ε_L/H + ε_L/(2H)) / 3 = 1.5 ε_L
 
     error_i = 2 |R(2H) - R(H)| / 15 + 1.65 ε_L / H_i
 
+Note [Richardson's half step]
+-----------------------------
+That bound assumes the O(H⁴) expansion holds at steps up to 4H. Where it
+does not (exploding states, saturated gates with 10x weights), the H⁴ and H⁶
+terms can cancel between 2H and 4H, so R(2H) and R(H) agree while both are
+wrong (measured: R(H) off by 1.6e-4 with a bound of 4e-6, on a 200-step
+identity-cell case). Every element therefore also gets D(H/2) and
+``R(H/2) = (4 D(H/2) - D(H)) / 3``, whose truncation is 1/16 of R(H)'s where
+the expansion holds: ``|R(H) - R(H/2)|`` then estimates R(H)'s error from the
+small side, where the expansion is most trustworthy. The part of that gap
+that the two estimates' roundoff (``(1.65 + 3.3) ε_L / H``) cannot explain,
+times ``2 * 16/15``, is a second truncation estimate; the bound takes the
+larger of the two::
+
+    error_i = max(2 |R(2H) - R(H)| / 15, (32/15) max(|R(H) - R(H/2)| - 4.95 ε_L/H_i, 0)) + 1.65 ε_L / H_i
+
+Two more evaluations per element (8 in all).
+
+Note [Smooth enough for finite differences]
+-------------------------------------------
+Every bound above rests on the loss being a low-order polynomial at the
+scale of the step. A long identity-cell recurrence with large weights can
+be chaotic down to steps of 1e-5: its exact gradient is well defined (the
+tolerance rule's eps-level probes see nothing), but no difference quotient
+at steps >= 1e-5 approximates it, and every error estimate built from such
+quotients can be fooled (measured: 200 steps, 3 layers, errors of 30% under
+bounds of 1%). Before an FD oracle runs, the exact float64 gradient is taken
+at θ ± δ with δ_i = c max(|θ_i|, 1) random signs over every parameter and
+x, h0, c0 (c the oracle's step: eps^(1/3) central, eps^(1/5) Richardson).
+Its even part ``(g(θ+δ) + g(θ-δ))/2 - g(θ)`` is the second-order term of
+the expansion the differences rely on; where it exceeds
+``ROUGHNESS_LIMIT`` (1%) of a tensor's scale, the oracle abstains for the
+case with the measured figure instead of giving an answer it cannot bound.
+On 400 ``thorough`` examples the Richardson step was that rough in 20
+(exploding identity cells, 10x weights) and the central step in 1.
+
 Note [Adaptive steps]
 ---------------------
-A fixed step cannot serve every element: the roundoff ε_L/h is absolute, so
+A fixed
+ step cannot serve every element: the roundoff ε_L/h is absolute, so
 a tensor whose gradient is 1e-5 of the loss (a vanishing path, a final
 state barely reaching the loss) gets it at 1e-5 of ITS scale. Where an
 element's bound exceeds a target fraction of its tensor's scale
 (``CENTRAL_TARGET`` 1e-6, ``RICHARDSON_TARGET`` 1e-10; never below the
 rule's floor 64 eps G), the element is evaluated again at 10x, then 100x
 its step (Richardson only 10x: its 4H must stay where the O(H⁴) expansion
-holds), and the estimate with the smaller bound is kept. Each candidate's
-bound is honest on its own, so the smaller one is too. Elements whose bound
+holds), and the estimate with the smaller bound is kept, provided the two
+estimates agree within their two bounds: a bound is honest only while its
+expansion holds, and where the larger step's value falls outside the base
+step's interval (saturated gates with 10x weights do this at 10H) that
+expansion has broken down and the base estimate stays. Elements whose bound
 is already small are never re-evaluated, so the common case costs nothing.
 What no step can beat is the method's roundoff floor, reported as
 ``details["resolution"]`` (the bound's noise term at the base step): a
@@ -68,6 +108,7 @@ promoted to float64: the oracle's answer is the exact gradient at those inputs.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -90,6 +131,7 @@ __all__ = [
     "EPS",
     "CENTRAL_STEP",
     "RICHARDSON_STEP",
+    "RICHARDSON_MULTIPLES",
     "NOISE_ULPS",
     "FDResult",
     "element_steps",
@@ -102,6 +144,9 @@ __all__ = [
     "central_with_loss",
     "estimated_seconds",
     "fd_unfit",
+    "ROUGHNESS_LIMIT",
+    "roughness",
+    "too_rough",
     "richardson_unfit",
     "MAX_SECONDS",
     "STEP_MULTIPLIERS",
@@ -126,7 +171,12 @@ TRUNCATION_SAMPLE_SHARE = 0.1
 TRUNCATION_SAMPLE_MIN = 16
 TRUNCATION_SAMPLE_TOP = 8
 TRUNCATION_SAFETY = 10.0
+#: Note [Smooth enough for finite differences]: the largest even part of the gradient's change
+#: over one step of every element, relative to each tensor's scale, that an FD oracle accepts.
+ROUGHNESS_LIMIT = 1e-2
 RICHARDSON_SAFETY = 2.0
+#: Multiples of H at which Richardson evaluates (Note [Richardson's half step]).
+RICHARDSON_MULTIPLES = (0.5, 1.0, 2.0, 4.0)
 RICHARDSON_TARGET = 1e-10
 #: Full checks estimated to take longer than this do not run by default (``unfit``).
 MAX_SECONDS = 20.0
@@ -160,16 +210,34 @@ def central_estimate(
 
 
 def richardson_estimate(
-    f: Mapping[int, tuple[np.ndarray, np.ndarray]], h: np.ndarray, noise: float
+    f: Mapping[float, tuple[np.ndarray, np.ndarray]], h: np.ndarray, noise: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """R(H) = (4 D(H) - D(2H)) / 3 and 2 |R(2H) - R(H)| / 15 + 1.65 ε_L / H (the Note).
+    """R(H) = (4 D(H) - D(2H)) / 3 and its bound (Note [Richardson's half step]); the
+    bound is infinite where the differences do not behave as the expansion says.
 
-    ``f[m] = (L(θ + m H e_i), L(θ - m H e_i))`` for m = 1, 2, 4.
+    ``f[m] = (L(θ + m H e_i), L(θ - m H e_i))`` for m = 1/2, 1, 2, 4.
     """
-    d = {m: (f[m][0] - f[m][1]) / (2.0 * m * h) for m in (1, 2, 4)}
-    r1 = (4.0 * d[1] - d[2]) / 3.0
-    r2 = (4.0 * d[2] - d[4]) / 3.0
-    return r1, RICHARDSON_SAFETY * np.abs(r2 - r1) / 15.0 + 1.65 * noise / h
+    return richardson_bound({m: (f[m][0] - f[m][1]) / (2.0 * m * h) for m in RICHARDSON_MULTIPLES}, h, noise)
+
+
+def richardson_bound(d: Mapping[float, np.ndarray], h: np.ndarray, noise: float) -> tuple[np.ndarray, np.ndarray]:
+    """R(H) and its bound from the central differences ``d[m] = D(m H)`` (Note [Richardson's half step])."""
+    roundoff = 1.65 * noise / h
+    r_half = (4.0 * d[0.5] - d[1.0]) / 3.0
+    r1 = (4.0 * d[1.0] - d[2.0]) / 3.0
+    r2 = (4.0 * d[2.0] - d[4.0]) / 3.0
+    from_near = (32.0 / 15.0) * np.maximum(np.abs(r1 - r_half) - 3.0 * roundoff, 0.0)
+    err = np.maximum(RICHARDSON_SAFETY * np.abs(r2 - r1) / 15.0, from_near) + roundoff
+    # D(h) = ∂L + b h² + ...: successive differences grow 4x per doubling of the step. Each
+    # difference's roundoff is at most (1/m + 1/m') ε_L / H; allow half the difference on top.
+    eps_h = noise / h
+    steps = (d[1.0] - d[0.5], d[2.0] - d[1.0], d[4.0] - d[2.0])
+    slack = (3.0 * eps_h, 1.5 * eps_h, 0.75 * eps_h)
+    broken = np.zeros(np.shape(r1), dtype=bool)
+    for j in (0, 1):
+        excess = np.abs(steps[j + 1] - 4.0 * steps[j]) - 4.0 * slack[j] - slack[j + 1]
+        broken |= excess > 0.5 * np.abs(steps[j + 1])
+    return r1, np.where(broken, np.inf, err)
 
 
 def _noise(base_magnitude: float, grads: Mapping[str, np.ndarray], arrays: Mapping[str, np.ndarray]) -> float:
@@ -204,14 +272,18 @@ def truncation_sample(d: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.union1d(top, extra)
 
 
-def _richardson_at(base: Base, name: str, idx: np.ndarray, h: np.ndarray, noise: float):
-    """Richardson's value and bound at base steps ``h`` for elements ``idx`` (6 evaluations each)."""
+def _richardson_at(base: Base, name: str, idx: np.ndarray, h: np.ndarray) -> tuple[dict[float, np.ndarray], int]:
+    """Central differences ``D(m h)`` for m in RICHARDSON_MULTIPLES, elements ``idx`` (8 evaluations each)."""
     n = len(idx)
-    steps = np.concatenate([m * s * h for m in (1, 2, 4) for s in (1.0, -1.0)])
-    f = partial_losses(base, name, np.tile(idx, 6), steps).reshape(6, n)
-    split = {m: (f[2 * j], f[2 * j + 1]) for j, m in enumerate((1, 2, 4))}
-    d, err = richardson_estimate(split, h, noise)
-    return d, err, 6 * n
+    steps = np.concatenate([m * s * h for m in RICHARDSON_MULTIPLES for s in (1.0, -1.0)])
+    f = partial_losses(base, name, np.tile(idx, 2 * len(RICHARDSON_MULTIPLES)), steps).reshape(-1, n)
+    d = {m: (f[2 * j] - f[2 * j + 1]) / (2.0 * m * h) for j, m in enumerate(RICHARDSON_MULTIPLES)}
+    return d, 2 * len(RICHARDSON_MULTIPLES) * n
+
+
+def _richardson_bounded(base: Base, name: str, idx: np.ndarray, h: np.ndarray, noise: float):
+    d, cost = _richardson_at(base, name, idx, h)
+    return (*richardson_bound(d, h, noise), cost)
 
 
 def _refine(base, grads, errors, steps, at, target: float, multipliers, roundoff) -> tuple[int, dict[str, int]]:
@@ -234,7 +306,11 @@ def _refine(base, grads, errors, steps, at, target: float, multipliers, roundoff
             d_new, err_new, cost = at(base, name, todo, mult * steps[name][todo])
             passes += cost
             retried[name] = retried.get(name, 0) + int(todo.size)
-            better = err_new < err[todo]
+            # Both are bounds on the same number; where the intervals do not meet, the larger
+            # step's expansion has broken down (its bound rests on it) and the old value stays.
+            consistent = np.abs(d_new - d[todo]) <= err_new + err[todo]
+            better = consistent & (err_new < err[todo])
+
             d[todo[better]] = d_new[better]
             err[todo[better]] = err_new[better]
     return passes, retried
@@ -279,8 +355,9 @@ def central_gradient(case: Case, names: Sequence[str] | None = None, *, base: Ba
 
 
 def richardson_gradient(case: Case, names: Sequence[str] | None = None, *, base: Base | None = None) -> FDResult:
-    """Richardson-extrapolated central differences at H, 2H, 4H, with error bounds
-    (Note [Central differences and their error], Note [Adaptive steps])."""
+    """Richardson-extrapolated central differences at H, 2H, 4H, with error bounds checked at
+    H/2 (Note [Central differences and their error], Note [Richardson's half step],
+    Note [Adaptive steps])."""
     base = prepare(case) if base is None else base
     arrays = base.case.arrays()
     shapes = gradient_shapes(base.config)
@@ -288,26 +365,35 @@ def richardson_gradient(case: Case, names: Sequence[str] | None = None, *, base:
     grads: dict[str, np.ndarray] = {}
     errors: dict[str, np.ndarray] = {}
     passes = 1
-    # A first pass without noise gives the gradient that the noise bound needs; the
-    # bounds are then recomputed from the same evaluations (noise enters them linearly).
-    cache = {}
+    # The noise bound needs the gradient; the bounds are computed once both are known.
+    differences = {}
     for name, h in steps.items():
-        d, err0, cost = _richardson_at(base, name, np.arange(len(h)), h, 0.0)
+        differences[name], cost = _richardson_at(base, name, np.arange(len(h)), h)
+        grads[name] = (4.0 * differences[name][1.0] - differences[name][2.0]) / 3.0
         passes += cost
-        grads[name] = d
-        cache[name] = err0
     noise = _noise(loss_magnitude(base), grads, arrays)
+    fallback: dict[str, int] = {}
     for name, h in steps.items():
-        errors[name] = cache[name] + 1.65 * noise / h
+        grads[name], errors[name] = richardson_bound(differences[name], h, noise)
+        broken = np.flatnonzero(~np.isfinite(errors[name]))
+        if broken.size:
+            # Note [Richardson's half step]: no step >= H/2 is in the asymptotic regime here.
+            small = element_steps(arrays[name].reshape(-1)[broken], CENTRAL_STEP)
+            grads[name][broken], errors[name][broken], cost = _central_at(base, name, broken, small, noise)
+            passes += cost
+            fallback[name] = int(broken.size)
     cost, retried = _refine(
-        base, grads, errors, steps, lambda b, n, i, h: _richardson_at(b, n, i, h, noise), RICHARDSON_TARGET,
+        base, grads, errors, steps, lambda b, n, i, h: _richardson_bounded(b, n, i, h, noise), RICHARDSON_TARGET,
         STEP_MULTIPLIERS["richardson"], {n: 1.65 * noise / h for n, h in steps.items()},
     )  # fmt: skip
     passes += cost
-    return _result(base, grads, errors, passes, shapes, noise, retried, RICHARDSON_STEP, RICHARDSON_TARGET, (
+    result = _result(base, grads, errors, passes, shapes, noise, retried, RICHARDSON_STEP, RICHARDSON_TARGET, (
         "Richardson extrapolation of central differences at H, 2H, 4H, H = eps^(1/5) max(|θ_i|, 1) (x10 "
-        f"where the bound exceeds {RICHARDSON_TARGET:g} of the tensor's scale); error = 2|R(2H) - R(H)|/15 + 1.65 ε_L/H"
+        f"where the bound exceeds {RICHARDSON_TARGET:g} of the tensor's scale); error = max(2|R(2H) - R(H)|/15, "
+        "(32/15) max(|R(H) - R(H/2)| - 4.95 ε_L/H, 0)) + 1.65 ε_L/H"
     ))  # fmt: skip
+    result.details["central_fallback"] = fallback
+    return result
 
 
 def _result(base, grads, errors, passes, shapes, noise, retried, step, target, method) -> FDResult:
@@ -376,7 +462,7 @@ def central_with_loss(case: Case, name: str, loss_fn: Callable[[Case], float]) -
 
 _SECONDS_PER_GEMM_FLOP = 1.0 / 3.0e10  # one core's DGEMM on these thin shapes
 _SECONDS_PER_GATE = 4.5e-9  # activations and cell update per pre-activation element
-_EVALUATIONS = {"fd": 2.2, "richardson": 6, "complex-step": 1}
+_EVALUATIONS = {"fd": 2.2, "richardson": 8, "complex-step": 1}
 _COMPLEX_FACTOR = 2.5  # a complex128 copy costs about this many real ones
 
 
@@ -398,6 +484,48 @@ def _unfit(config: LSTMConfig, method: str, instead: str) -> str | None:
     return (
         f"the full check of {size} elements would take about {seconds:.0f} s (limit {MAX_SECONDS:g} s); "
         f"{instead} checks cases of any size"
+    )
+
+
+def roughness(case: Case, c: float) -> tuple[str, float]:
+    """The tensor whose exact gradient's even part moves most, relative to its scale, under
+    a step ``c`` of every element, and that fraction (Note [Smooth enough for finite differences])."""
+    from reference.lstm import grads  # noqa: PLC0415
+
+    exact = case if case.config.dtype == "float64" else case.astype("float64")
+    arrays = exact.arrays()
+    with np.errstate(all="ignore"):
+        g0 = grads(exact)[1]
+        rng = np.random.default_rng([0x5300, 0 if case.seed is None else int(case.seed) & 0xFFFFFFFF])
+        delta = {
+            n: element_steps(a, c).reshape(a.shape) * rng.choice([-1.0, 1.0], size=a.shape)
+            for n, a in arrays.items()
+            if n in g0
+        }
+        plus = grads(exact.with_arrays({n: a + delta[n] if n in delta else a for n, a in arrays.items()}))[1]
+        minus = grads(exact.with_arrays({n: a - delta[n] if n in delta else a for n, a in arrays.items()}))[1]
+    worst, fraction = "", 0.0
+    for name, g in g0.items():
+        scale = float(np.max(np.abs(g), initial=0.0))
+        if scale == 0.0:
+            continue
+        even = float(np.max(np.abs((plus[name] + minus[name]) / 2.0 - g), initial=0.0))
+        share = even / scale if np.isfinite(even) else math.inf
+        if share > fraction or not worst:
+            worst, fraction = name, share
+    return worst, fraction
+
+
+def too_rough(case: Case, method: str) -> str | None:
+    """Why ``method`` ("fd" or "richardson") cannot bound its answer on ``case`` (None if it can)."""
+    c = CENTRAL_STEP if method == "fd" else RICHARDSON_STEP
+    name, fraction = roughness(case, c)
+    if fraction <= ROUGHNESS_LIMIT:
+        return None
+    return (
+        f"the loss is too rough at this oracle's step ({c:.1e} relative): a step that size changes d{name} "
+        f"by {fraction:.2g} of its scale at second order, beyond the {ROUGHNESS_LIMIT:g} its error bound "
+        "allows; use --oracle complex-step or torch"
     )
 
 

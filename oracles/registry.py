@@ -32,6 +32,7 @@ __all__ = [
     "FullGradient",
     "LossFn",
     "JudgeFn",
+    "OracleAbstains",
 ]
 
 
@@ -66,6 +67,11 @@ class OracleReport:
         if self.details:
             out["details"] = dict(self.details)
         return out
+
+
+class OracleAbstains(Exception):
+    """Raised by an oracle that cannot bound its answer on a case; the message says why
+    and run_oracle reports the oracle as skipped with it."""
 
 
 @dataclass(frozen=True)
@@ -157,10 +163,13 @@ def run_oracle(
         return OracleReport(name, "skipped", 0.0, 0, reason=reason)
 
     start = time.perf_counter()
-    if spec.judge is not None:
-        report = spec.judge(case, loss, grads, conditioning, loss_fn or reference_loss)
-        return dataclasses.replace(report, seconds=time.perf_counter() - start)
-    answer = spec.gradient(case)
+    try:
+        if spec.judge is not None:
+            report = spec.judge(case, loss, grads, conditioning, loss_fn or reference_loss)
+            return dataclasses.replace(report, seconds=time.perf_counter() - start)
+        answer = spec.gradient(case)
+    except OracleAbstains as abstained:
+        return OracleReport(name, "skipped", time.perf_counter() - start, 0, reason=str(abstained))
     seconds = time.perf_counter() - start
     tolerance = make_tolerance(case.config.dtype, answer.grads, conditioning)
     check = compare_gradients(

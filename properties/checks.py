@@ -12,7 +12,6 @@ from reference.lstm import grads as reference_grads
 __all__ = ["agree", "assert_agrees"]
 
 
-
 def agree(impl: GradsFn, case: Case, oracle: str = "torch") -> CheckResult:
     """Run ``impl`` and ``oracle`` on ``case`` and compare them under the tolerance rule."""
     loss, grads = impl(case)

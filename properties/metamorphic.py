@@ -43,7 +43,6 @@ __all__ = [
 ]
 
 
-
 def _compare(case: Case, got: tuple, expected: tuple, what: str) -> CheckResult:
     (loss, grads), (exp_loss, exp_grads) = got, expected
     tolerance = make_tolerance(case.config.dtype, exp_grads, conditioning_allowance(case))

@@ -38,7 +38,6 @@ __all__ = [
     "DEFAULT_SPACE",
     "THOROUGH_SPACE",
     "active_space",
-
     "seq_lens",
     "dims",
     "forget_biases",
@@ -195,4 +194,3 @@ def cases(
     # correct implementation returns inf or nan, which the contract counts as failure.
     assume(unjudgeable(case) is None)
     return case
-

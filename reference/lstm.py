@@ -119,7 +119,6 @@ StatePerturbation = Callable[[np.ndarray, np.ndarray], None]
 
 
 def step_mask(lengths: np.ndarray | None, seq_len: int) -> np.ndarray | None:
-
     """(T, B, 1) bool mask of valid steps (t < lengths[b]), or None without lengths."""
     if lengths is None:
         return None

@@ -20,7 +20,9 @@ from oracles.directions import random_direction
 from oracles.finite_difference import (
     CENTRAL_STEP,
     EPS,
+    RICHARDSON_MULTIPLES,
     RICHARDSON_STEP,
+    ROUGHNESS_LIMIT,
     central_estimate,
     central_gradient,
     central_with_loss,
@@ -28,6 +30,7 @@ from oracles.finite_difference import (
     fd_unfit,
     richardson_estimate,
     richardson_gradient,
+    roughness,
 )
 from oracles.registry import default_oracles, reference_loss, run_oracle
 from oracles.taylor import SLOPE_THRESHOLD, taylor_judge
@@ -128,7 +131,8 @@ def test_central_error_bound_covers_the_true_error_of_a_known_function():
 def test_richardson_error_bound_covers_the_true_error_of_a_known_function():
     theta = np.linspace(-2, 2, 41)
     h = element_steps(theta, RICHARDSON_STEP)
-    f = {m: (np.sin(3 * (theta + m * h)), np.sin(3 * (theta - m * h))) for m in (1, 2, 4)}
+    f = {m: (np.sin(3 * (theta + m * h)), np.sin(3 * (theta - m * h))) for m in RICHARDSON_MULTIPLES}
+
     r, err = richardson_estimate(f, h, 2 * EPS)
     true = np.abs(r - 3 * np.cos(3 * theta))
     assert np.all(true <= err), f"worst true/estimate {np.max(true / err):.3g}"
@@ -151,7 +155,43 @@ def test_full_gradients_agree_with_the_reference_within_their_own_bounds(lengths
             assert np.all(true <= bound), f"{fn.__name__} {name}: true error over its bound {np.max(true / bound):.3g}x"
 
 
+# Saturated gates (10x torch's weights): R(10H) agrees with R(20H) while both are 5e-8 off; the
+# retry at 10H must not be trusted (Note [Adaptive steps], Note [Richardson's half step]).
+
+SATURATED = LSTMConfig(
+    input_size=1, hidden_size=6, num_layers=2, output_size=2, seq_len=5, batch_size=6, loss="mse", loss_at="last"
+)
+# 200 steps of a 3-layer identity cell: chaotic at every step >= 1e-5 (Note [Smooth enough ...]).
+CHAOTIC = LSTMConfig(
+    input_size=2, hidden_size=6, num_layers=3, output_size=2, seq_len=200, batch_size=5, loss="bce",
+    loss_at="last", reduction="mean", cell_output="identity", final_state=True,
+)  # fmt: skip
+
+
+def test_richardson_keeps_its_base_estimate_where_a_larger_step_disagrees():
+    case = make_case(SATURATED, seed=2, weight_scale=10.0)
+    loss, exact = grads(case)
+    report = run_oracle("richardson", case, loss, exact, conditioning_allowance(case), requested=True)
+    worst = max(report.check.tensors, key=lambda t: t.max_abs_err / t.allowed)
+    assert report.verdict == "pass", f"{worst.name}: {worst.max_abs_err:.3g} over allowed {worst.allowed:.3g}"
+
+
+def test_fd_oracles_abstain_where_the_loss_is_too_rough_at_their_step():
+    chaotic = make_case(CHAOTIC, seed=3038295, weight_scale=2.0)
+    loss, exact = grads(chaotic)
+    conditioning = conditioning_allowance(chaotic)
+    for oracle in ("fd", "richardson"):
+        report = run_oracle(oracle, chaotic, loss, exact, conditioning, requested=True)
+        assert report.verdict == "skipped" and "too rough" in report.reason, (oracle, report.verdict, report.reason)
+    # The exact gradient is still well defined and judged by the oracles that take no step.
+    assert run_oracle("complex-step", chaotic, loss, exact, conditioning, requested=True).verdict == "pass"
+    # An ordinary case is nowhere near the limit, so nothing abstains there.
+    name, fraction = roughness(make_case(EVERYTHING, seed=5), RICHARDSON_STEP)
+    assert fraction < ROUGHNESS_LIMIT / 100, (name, fraction)
+
+
 def test_float32_case_is_differentiated_at_its_exact_values_in_float64():
+
     case32 = make_case(EVERYTHING.replace(dtype="float32"), seed=5)
     _, exact = grads(case32.astype("float64"))
     errs = rel_errors(complex_step_gradient(case32).grads, exact)
