@@ -54,6 +54,7 @@ def _false_alarm_worker(args: tuple[int, int, tuple[str, ...]]) -> dict:
         "worst": {"severity": 0.0},
         "ill_conditioned_tensors": 0,
         "vanishing_tensors": 0,
+        "verdicts": {name: Counter() for name in oracles},
         "covered": {k: Counter() for k in ("dtype", "seq_len", "forget_bias", "weight_scale", "loss", "layers")},
     }
 
@@ -81,8 +82,11 @@ def _false_alarm_worker(args: tuple[int, int, tuple[str, ...]]) -> dict:
         covered["layers"][str(cfg.num_layers)] += 1
         for name in oracles:
             report = run_oracle(name, case, loss, g, cond)
+            # "skipped": unfit, costly for the case's size, or abstaining (too rough for its step).
+            stats["verdicts"][name][report.verdict] += 1
             if report.check is None:
                 continue
+
             if report.verdict == "fail":
                 stats["false_alarms"].append({"oracle": name, "case": case.describe(), "why": report.check.describe()})
             for t in report.check.tensors:
@@ -100,6 +104,7 @@ def _false_alarm_worker(args: tuple[int, int, tuple[str, ...]]) -> dict:
 
     one()
     stats["covered"] = {k: dict(v) for k, v in stats["covered"].items()}
+    stats["verdicts"] = {k: dict(v) for k, v in stats["verdicts"].items()}
     return stats
 
 
@@ -122,6 +127,8 @@ def false_alarm_study(
         "worst": max((p["worst"] for p in parts), key=lambda w: w["severity"]),
         "ill_conditioned_tensors": sum(p["ill_conditioned_tensors"] for p in parts),
         "vanishing_tensors": sum(p["vanishing_tensors"] for p in parts),
+        # Per oracle: how many examples it passed, failed (false alarms) or skipped.
+        "verdicts": {name: dict(sum((Counter(p["verdicts"][name]) for p in parts), Counter())) for name in oracles},
         "covered": {},
         "seconds": time.perf_counter() - start,
         "workers": workers,
