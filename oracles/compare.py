@@ -228,6 +228,9 @@ class TensorResult:
     oracle_value: float = math.nan
     ill_conditioned: bool = False
     vanishing: bool = False
+    #: max over elements of |a - o| / allowed there; NaN when the record has no elements
+    #: (an oracle's allowance can differ per element, so max_abs_err / allowed is not it).
+    worst_ratio: float = math.nan
 
     @property
     def ok(self) -> bool:
@@ -240,6 +243,8 @@ class TensorResult:
             return -1.0
         if self.ill_conditioned:
             return 0.0
+        if not math.isnan(self.worst_ratio):
+            return self.worst_ratio
         return self.max_abs_err / self.allowed if self.allowed > 0 else (math.inf if self.max_abs_err > 0 else 0.0)
 
     def describe(self) -> str:
@@ -407,6 +412,7 @@ def compare_tensor(
         oracle_value=float(o[index]) if o.size else math.nan,
         ill_conditioned=ill,
         vanishing=tolerance.rtol * scale < tolerance.floor and scale < VANISHING_FRACTION * tolerance.global_scale,
+        worst_ratio=float(ratio.flat[flat]) if o.size else math.nan,
     )
 
 

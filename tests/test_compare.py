@@ -66,3 +66,21 @@ def test_missing_tensors_are_not_provided_never_passed(case_and_grads):
     statuses = {t.name: t.status for t in result.tensors}
     assert statuses["x"] == statuses["h0"] == "not provided"
     assert result.ok  # the provided ones agree; the missing ones are reported, not failed and not passed
+
+
+def test_severity_is_the_worst_ratio_when_oracle_errors_differ_per_element(case_and_grads):
+    # A large error where the oracle's own error estimate is large, a small one where it is tiny:
+    # only the second is over its allowance, and severity must say by how much, not mix the two.
+    case, _, grads = case_and_grads
+    exact = grads["bias_hh_l0"]
+    oracle_error = np.full(exact.shape, 1e-14)
+    oracle_error[0] = 1e-3
+    wrong = exact.copy()
+    wrong[0] += 1e-3
+    wrong[5] += 1e-9
+    tol = make_tolerance("float64", grads)
+    result = compare_tensor("bias_hh_l0", wrong, exact, tol, case.config.hidden_size, "fd", oracle_error)
+    allowed_5 = tol.allowed("bias_hh_l0", float(np.max(np.abs(exact)))) + tol.oracle_error_factor * 1e-14
+    assert result.status == "mismatch" and result.bad == 1 and result.worst.index == (5,)
+    assert result.severity == pytest.approx(1e-9 / allowed_5, rel=1e-3), (result.severity, 1e-9 / allowed_5)
+    assert result.max_abs_err == pytest.approx(1e-3)  # the largest error is still reported as such
