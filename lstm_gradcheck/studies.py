@@ -51,7 +51,6 @@ def _false_alarm_worker(args: tuple[int, int, tuple[str, ...]]) -> dict:
     stats: dict = {
         "examples": 0,
         "false_alarms": [],
-        "worst": {"severity": 0.0},
         "worst_by_oracle": {name: {"severity": 0.0} for name in oracles},
         "ill_conditioned_tensors": 0,
         "vanishing_tensors": 0,
@@ -97,9 +96,7 @@ def _false_alarm_worker(args: tuple[int, int, tuple[str, ...]]) -> dict:
                 if t.ill_conditioned or name == "taylor":
                     continue
                 if t.severity > stats["worst_by_oracle"][name]["severity"]:
-                    stats["worst_by_oracle"][name] = {"severity": t.severity, "tensor": t.name, "case": case.describe()}
-                if t.severity > stats["worst"]["severity"]:
-                    stats["worst"] = {
+                    stats["worst_by_oracle"][name] = {
                         "severity": t.severity,
                         "tensor": t.name,
                         "oracle": name,
@@ -130,7 +127,6 @@ def false_alarm_study(
         "examples": sum(p["examples"] for p in parts),
         "oracles": list(oracles),
         "false_alarms": [a for p in parts for a in p["false_alarms"]],
-        "worst": max((p["worst"] for p in parts), key=lambda w: w["severity"]),
         "worst_by_oracle": {
             name: max((p["worst_by_oracle"][name] for p in parts), key=lambda w: w["severity"]) for name in oracles
         },
@@ -143,6 +139,7 @@ def false_alarm_study(
         "workers": workers,
         "seed": seed,
     }
+    merged["worst"] = max(merged["worst_by_oracle"].values(), key=lambda w: w["severity"])
     for key in parts[0]["covered"]:
         total: Counter = Counter()
         for p in parts:

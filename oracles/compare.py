@@ -96,7 +96,7 @@ def conditioning_allowance(case: Case, exact: tuple[float, Mapping[str, np.ndarr
     """
     from reference.lstm import grads  # noqa: PLC0415 (oracles -> reference only when used)
 
-    exact_case = case if case.config.dtype == "float64" else case.astype("float64")
+    exact_case = case.astype("float64")
     eps = float(np.finfo(case.config.np_dtype).eps)
     loss0, g0 = grads(exact_case) if exact is None else exact
     rng = np.random.default_rng([0x5EED, 0 if case.seed is None else int(case.seed) & 0xFFFFFFFF])
@@ -132,7 +132,7 @@ def unjudgeable(case: Case, exact: tuple[float, Mapping[str, np.ndarray]] | None
     """
     from reference.lstm import grads  # noqa: PLC0415
 
-    exact_case = case if case.config.dtype == "float64" else case.astype("float64")
+    exact_case = case.astype("float64")
     with np.errstate(all="ignore"):
         loss, g = grads(exact_case) if exact is None else exact
     limit = float(np.sqrt(np.finfo(case.config.np_dtype).max))

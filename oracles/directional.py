@@ -42,7 +42,6 @@ from oracles.compare import (
 )
 from oracles.directions import (
     Direction,
-    as_float64,
     inner,
     located_check,
     loss_noise,
@@ -150,7 +149,7 @@ def directional_judge(
     loss_fn: Callable[[Case], float] = reference_loss,
 ) -> OracleReport:
     """Judge ``grads`` by directional probes through ``loss_fn`` (Note [Directional probes])."""
-    exact = as_float64(case)
+    exact = case.astype("float64")
     provided = {n: grads[n] for n in tensor_names(case) if n in grads}
     tolerance = make_tolerance(case.config.dtype, provided, conditioning)
     loss0 = float(loss_fn(exact))

@@ -26,7 +26,6 @@ __all__ = [
     "random_direction",
     "inner",
     "moved",
-    "as_float64",
     "loss_noise",
     "located_check",
     "LOOP_LIMIT",
@@ -37,11 +36,6 @@ Direction = dict[str, np.ndarray]
 #: The full check through a foreign loss function runs 3n + 1 loss calls; above
 #: this many elements the failing probe's gate is the finest location given.
 LOOP_LIMIT = 4096
-
-
-def as_float64(case: Case) -> Case:
-    """The case's exact values in float64 (what the judging oracles differentiate)."""
-    return case if case.config.dtype == "float64" else case.astype("float64")
 
 
 def _rng(case: Case, oracle: str, probe: str) -> np.random.Generator:
@@ -108,7 +102,7 @@ def located_check(
     :data:`LOOP_LIMIT` elements (else ``(None, 0)``). Returns the record
     (labelled ``oracle``) and the number of forward evaluations.
     """
-    exact = as_float64(case)
+    exact = case.astype("float64")
     size = int(np.prod(gradient_shapes(case.config)[name]))
     if loss_fn is reference_loss:
         fd = central_gradient(exact, [name])

@@ -374,7 +374,8 @@ def richardson_gradient(case: Case, names: Sequence[str] | None = None, *, base:
     differences = {}
     for name, h in steps.items():
         differences[name], cost = _richardson_at(base, name, np.arange(len(h)), h)
-        grads[name] = (4.0 * differences[name][1.0] - differences[name][2.0]) / 3.0
+        grads[name] = richardson_bound(differences[name], h, 0.0)[0]
+
         passes += cost
     noise = _noise(loss_magnitude(base), grads, arrays)
     fallback: dict[str, int] = {}
@@ -436,7 +437,7 @@ def central_with_loss(case: Case, name: str, loss_fn: Callable[[Case], float]) -
     calls of ``loss_fn`` on float64 cases. The same formulas and error bounds
     as :func:`central_gradient`, with M = |L| + sum |θ_i D_i| over this tensor.
     """
-    exact = case if case.config.dtype == "float64" else case.astype("float64")
+    exact = case.astype("float64")
     array = exact.arrays()[name]
     flat = array.ravel()
     h = element_steps(flat, CENTRAL_STEP)
@@ -497,7 +498,7 @@ def roughness(case: Case, c: float) -> tuple[str, float]:
     a step ``c`` of every element, and that fraction (Note [Smooth enough for finite differences])."""
     from reference.lstm import grads  # noqa: PLC0415
 
-    exact = case if case.config.dtype == "float64" else case.astype("float64")
+    exact = case.astype("float64")
     arrays = exact.arrays()
     with np.errstate(all="ignore"):
         g0 = grads(exact)[1]

@@ -47,7 +47,6 @@ import numpy as np
 
 from oracles.compare import MISMATCH, NOT_PROVIDED, OK, CheckResult, TensorResult, make_tolerance
 from oracles.directions import (
-    as_float64,
     inner,
     located_check,
     loss_noise,
@@ -206,7 +205,7 @@ def taylor_judge(
     loss_fn: Callable[[Case], float] = reference_loss,
 ) -> OracleReport:
     """Judge ``grads`` by Taylor-remainder slopes (Note [Taylor remainder]) through ``loss_fn``."""
-    exact = as_float64(case)
+    exact = case.astype("float64")
     provided = tuple(n for n in tensor_names(case) if n in grads)
     loss0 = float(loss_fn(exact))
     noise = loss_noise(exact, loss0, grads)

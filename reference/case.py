@@ -200,7 +200,11 @@ class Case:
         return self.replace(config=cfg.replace(seq_len=steps), x=self.x[:steps], targets=targets, lengths=lengths)
 
     def astype(self, dtype: str) -> Case:
-        """The same case in another dtype (floats are cast; class indices stay int64)."""
+        """The same case in another dtype (floats are cast; class indices stay int64).
+
+        A case is immutable, so the case itself is returned when it already has ``dtype``."""
+        if dtype == self.config.dtype:
+            return self
         cfg = self.config.replace(dtype=dtype)
         np_dtype = cfg.np_dtype
 

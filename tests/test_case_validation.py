@@ -149,3 +149,14 @@ def test_make_case_is_deterministic_and_parts_are_independent():
     assert np.array_equal(a.x, other_loss.x)
     for name, value in a.arrays().items():
         assert np.all(value != 0), f"{name} has zeros: every checked array must be random and nonzero"
+
+
+def test_astype_casts_every_float_and_returns_an_unchanged_case_itself():
+    case = make_case(LSTMConfig(loss="mse"), seed=3)
+    assert case.astype("float64") is case  # immutable: nothing to copy
+    single = case.astype("float32")
+    assert single.config.dtype == "float32" and single.x.dtype == np.float32
+    assert single.params["weight_hh_l0"].dtype == np.float32 and single.targets.dtype == np.float32
+    back = single.astype("float64")
+    assert back is not single and back.x.dtype == np.float64
+    np.testing.assert_array_equal(back.x, case.x.astype(np.float32).astype(np.float64))

@@ -13,7 +13,16 @@ from reference.config import LSTMConfig
 from reference.variants.convention import Convention
 from reference.variants.derivation import Derivation
 from reference.variants.seeds import TANH_CELL
-from reference.variants.variant import ExpectedLocation, Lengths, Minimal, Variant, longest, padded
+from reference.variants.variant import (
+    ALL_GATES,
+    EVERY_TENSOR_ONE_LAYER,
+    ExpectedLocation,
+    Lengths,
+    Minimal,
+    Variant,
+    longest,
+    padded,
+)
 
 __all__ = ["CATALOGUE"]
 
@@ -157,7 +166,7 @@ CATALOGUE: tuple[Variant, ...] = (
         minimal=_from_two_steps(),
         location=ExpectedLocation(
             frozenset({"bias_hh_l0", "bias_ih_l0", "c0", "h0", "weight_hh_l0", "weight_ih_l0", "x"}),
-            frozenset({"f", "g", "i", "o"}),
+            ALL_GATES,
             0,
         ),
     ),
@@ -187,7 +196,7 @@ CATALOGUE: tuple[Variant, ...] = (
             example={"batch_size": 2},
             below=({"batch_size": 1, "seq_len": 3},),
         ),
-        location=ExpectedLocation(frozenset({"bias_hh_l0", "bias_ih_l0"}), frozenset({"f", "g", "i", "o"}), 0),
+        location=ExpectedLocation(frozenset({"bias_hh_l0", "bias_ih_l0"}), ALL_GATES, 0),
     ),
     Variant(
         name="bias_batch_mean",
@@ -204,7 +213,7 @@ CATALOGUE: tuple[Variant, ...] = (
         ),
         location=ExpectedLocation(
             frozenset({"bias_hh_l0", "bias_ih_l0"}),
-            frozenset({"f", "g", "i", "o"}),
+            ALL_GATES,
             0,
             "the biases scaled by exactly 1/B",
         ),
@@ -222,7 +231,7 @@ CATALOGUE: tuple[Variant, ...] = (
             example={"seq_len": 2},
             below=({"seq_len": 1, "batch_size": 2},),
         ),
-        location=ExpectedLocation(frozenset({"bias_hh_l0", "bias_ih_l0"}), frozenset({"f", "g", "i", "o"}), 0),
+        location=ExpectedLocation(frozenset({"bias_hh_l0", "bias_ih_l0"}), ALL_GATES, 0),
     ),
     Variant(
         name="bias_split_between_ih_hh",
@@ -231,9 +240,7 @@ CATALOGUE: tuple[Variant, ...] = (
         expected="fail",
         grads=Derivation(bias_split_half=True),
         minimal=_anywhere("any case, T ≥ 1"),
-        location=ExpectedLocation(
-            frozenset({"bias_hh_l0", "bias_ih_l0"}), frozenset({"f", "g", "i", "o"}), 0, "the biases exactly halved"
-        ),
+        location=ExpectedLocation(frozenset({"bias_hh_l0", "bias_ih_l0"}), ALL_GATES, 0, "the biases exactly halved"),
     ),
     Variant(
         name="gate_blocks_swapped",
@@ -254,7 +261,7 @@ CATALOGUE: tuple[Variant, ...] = (
         expected="fail",
         grads=Derivation(dw_hh_uses_h_t=True),
         minimal=_anywhere("any case, T ≥ 1"),
-        location=ExpectedLocation(frozenset({"weight_hh_l0"}), frozenset({"f", "g", "i", "o"}), 0),
+        location=ExpectedLocation(frozenset({"weight_hh_l0"}), ALL_GATES, 0),
     ),
     Variant(
         name="truncated_bptt_2",
@@ -272,7 +279,7 @@ CATALOGUE: tuple[Variant, ...] = (
         ),
         location=ExpectedLocation(
             frozenset({"bias_hh_l0", "bias_ih_l0", "c0", "h0", "weight_hh_l0", "weight_ih_l0", "x"}),
-            frozenset({"f", "g", "i", "o"}),
+            ALL_GATES,
             1,
             "the cut between steps 1 and 2; steps ≥ 2 stay right",
         ),
@@ -292,20 +299,8 @@ CATALOGUE: tuple[Variant, ...] = (
             via_head=True,
         ),
         location=ExpectedLocation(
-            frozenset(
-                {
-                    "bias_hh_l0",
-                    "bias_ih_l0",
-                    "c0",
-                    "h0",
-                    "head.bias",
-                    "head.weight",
-                    "weight_hh_l0",
-                    "weight_ih_l0",
-                    "x",
-                }
-            ),
-            frozenset({"f", "g", "i", "o"}),
+            EVERY_TENSOR_ONE_LAYER,
+            ALL_GATES,
             0,
             "everything below the head is exactly half the right gradient",
         ),
@@ -325,20 +320,8 @@ CATALOGUE: tuple[Variant, ...] = (
             via_head=True,
         ),
         location=ExpectedLocation(
-            frozenset(
-                {
-                    "bias_hh_l0",
-                    "bias_ih_l0",
-                    "c0",
-                    "h0",
-                    "head.bias",
-                    "head.weight",
-                    "weight_hh_l0",
-                    "weight_ih_l0",
-                    "x",
-                }
-            ),
-            frozenset({"f", "g", "i", "o"}),
+            EVERY_TENSOR_ONE_LAYER,
+            ALL_GATES,
             1,
             "every gradient scaled by terms / B",
         ),
@@ -378,20 +361,8 @@ CATALOGUE: tuple[Variant, ...] = (
             via_head=True,
         ),
         location=ExpectedLocation(
-            frozenset(
-                {
-                    "bias_hh_l0",
-                    "bias_ih_l0",
-                    "c0",
-                    "h0",
-                    "head.bias",
-                    "head.weight",
-                    "weight_hh_l0",
-                    "weight_ih_l0",
-                    "x",
-                }
-            ),
-            frozenset({"f", "g", "i", "o"}),
+            EVERY_TENSOR_ONE_LAYER,
+            ALL_GATES,
             0,
         ),
     ),
@@ -410,7 +381,7 @@ CATALOGUE: tuple[Variant, ...] = (
         ),
         location=ExpectedLocation(
             frozenset({"bias_hh_l0", "bias_ih_l0", "c0", "h0", "weight_hh_l0", "weight_ih_l0", "x"}),
-            frozenset({"f", "g", "i", "o"}),
+            ALL_GATES,
             0,
         ),
     ),
@@ -429,20 +400,8 @@ CATALOGUE: tuple[Variant, ...] = (
             via_head=True,
         ),
         location=ExpectedLocation(
-            frozenset(
-                {
-                    "bias_hh_l0",
-                    "bias_ih_l0",
-                    "c0",
-                    "h0",
-                    "head.bias",
-                    "head.weight",
-                    "weight_hh_l0",
-                    "weight_ih_l0",
-                    "x",
-                }
-            ),
-            frozenset({"f", "g", "i", "o"}),
+            EVERY_TENSOR_ONE_LAYER,
+            ALL_GATES,
             1,
             "every gradient scaled by valid terms / (T·B)",
         ),
@@ -462,7 +421,7 @@ CATALOGUE: tuple[Variant, ...] = (
         ),
         location=ExpectedLocation(
             frozenset({"bias_hh_l0", "bias_ih_l0", "c0", "h0", "weight_hh_l0", "weight_ih_l0", "x"}),
-            frozenset({"f", "g", "i", "o"}),
+            ALL_GATES,
             0,
         ),
     ),
@@ -517,7 +476,7 @@ CATALOGUE: tuple[Variant, ...] = (
         minimal=_anywhere("cell_output = identity, any T ≥ 1", {"cell_output": "identity"}),
         location=ExpectedLocation(
             frozenset({"bias_hh_l0", "bias_ih_l0", "c0", "h0", "weight_hh_l0", "weight_ih_l0", "x"}),
-            frozenset({"f", "g", "i", "o"}),
+            ALL_GATES,
             0,
         ),
     ),

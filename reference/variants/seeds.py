@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from reference.variants.convention import Convention
 from reference.variants.derivation import Derivation
-from reference.variants.variant import ExpectedLocation, Minimal, Variant, longest
+from reference.variants.variant import ALL_GATES, ExpectedLocation, Minimal, Variant, longest
 
 __all__ = ["SEED_VARIANTS", "SEED001", "SEED002", "SEED003", "SEED004", "TANH_CELL"]
 
@@ -224,7 +224,7 @@ SEED_VARIANTS: tuple[Variant, ...] = (
         ),
         location=ExpectedLocation(
             frozenset({"bias_hh_l0", "bias_ih_l0", "c0", "h0", "weight_hh_l0", "weight_ih_l0", "x"}),
-            frozenset({"f", "g", "i", "o"}),
+            ALL_GATES,
             0,
             "with h0 = c0 = 0 at T = 2 the f rows and W_h stay right; T ≥ 3 every block",
         ),
@@ -245,7 +245,7 @@ SEED_VARIANTS: tuple[Variant, ...] = (
         ),
         location=ExpectedLocation(
             frozenset({"bias_hh_l0", "bias_ih_l0", "c0", "h0", "weight_hh_l0", "weight_ih_l0", "x"}),
-            frozenset({"f", "g", "i", "o"}),
+            ALL_GATES,
             0,
             "every layer below the top; the top layer stays right",
         ),

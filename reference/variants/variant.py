@@ -18,9 +18,12 @@ import numpy as np
 
 from reference.case import Case, GradsFn, make_case
 from reference.config import LSTMConfig
+from reference.layout import GATES, gradient_names
 
 __all__ = [
+    "ALL_GATES",
     "BASE_CONFIG",
+    "EVERY_TENSOR_ONE_LAYER",
     "CaseSpec",
     "ExpectedLocation",
     "Lengths",
@@ -32,6 +35,11 @@ __all__ = [
 ]
 
 Lengths = Sequence[int] | np.ndarray | None
+
+#: Expected locations name these when a wrong variant touches every gate, or every tensor of
+#: the one-layer minimal case (both from reference.layout, the one source of the names).
+ALL_GATES = frozenset(GATES)
+EVERY_TENSOR_ONE_LAYER = frozenset(gradient_names(1))
 
 #: The smallest case of the harness's usual shape: one layer, one step, one sequence,
 #: softmax cross-entropy at every step, summed, forget_bias 0, tanh cell, float64.
