@@ -32,6 +32,19 @@ columns, so each gate block ``gate_blocks(z, H, axis=0)`` is one contiguous
 run in chunks (bounded memory, cache-sized) on a two-thread pool: numpy's
 ufuncs and BLAS release the GIL.
 
+Note [Real gates]
+-----------------
+In float64 the sigmoid gates are never formed: the GEMM yields ``-z`` on
+their rows, one pass makes ``d = 1 + exp(-z)``, and the cell update divides
+by ``d`` where it would multiply by ``sigmoid(z) = 1 / d``::
+
+    c_t = c_{t-1} / d_f + g / d_i,      h_t = tanh(c_t) / d_o
+
+numpy's float64 division costs about half a ``reciprocal`` (0.38 against 0.70
+ns an element here: only ``divide`` has a vectorised loop), and each gate
+then costs one rounding instead of two. ``exp`` overflowing to inf makes a
+gate exactly 0, as ``1 / (1 + exp(-z))`` does.
+
 Note [Complex gates]
 --------------------
 The complex-step oracle runs this forward in complex128. numpy's complex
@@ -46,9 +59,9 @@ with ``sech² a = 4 e / (1 + e)²``, ``e = exp(-2|a|)`` (accurate where tanh
 saturates), and sin, cos, tan of ``|b| < 1e-3`` by their Taylor series to
 full double precision (numpy's take 7 ns an element). They are exact
 identities, not linearizations: any imaginary part gives the complex value.
-The real forward uses ``1 / (1 + exp(-z))``, relatively accurate for every
-z (a saturated gate keeps all its digits; ``exp`` overflowing gives exactly 0).
-These are written here, not taken from :func:`reference.activations.activate_gates`,
+The real forward divides by ``1 + exp(-z)`` (Note [Real gates]), relatively accurate
+for every z (a saturated gate keeps all its digits). These are written here
+, not taken from :func:`reference.activations.activate_gates`,
 because the forward needs no derivatives: that function also computes them, at
 about three times the cost of the activations alone.
 """
@@ -63,7 +76,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from reference.case import Case
 from reference.config import LSTMConfig
@@ -86,7 +99,9 @@ __all__ = [
     "Base",
     "prepare",
     "partial_losses",
+    "partial_losses_many",
     "base_partial_losses",
+    "base_copies",
     "copy_count",
     "loss_magnitude",
     "row_steps",
@@ -169,28 +184,28 @@ def _complex_sigmoid_of_negated(w: np.ndarray, out: np.ndarray) -> np.ndarray:
     return out
 
 
-def _sigmoid_of_negated_(x: np.ndarray) -> None:
-    """In place: x <- sigmoid(-x) = 1 / (1 + exp(x)), relatively accurate for every real x."""
-    np.exp(x, out=x)  # overflow to inf gives exactly 0 below (run_group ignores the warning)
-    x += 1.0
-    np.reciprocal(x, out=x)
-
-
-def _activate_(z: np.ndarray, hidden: int) -> None:
-    """In place: signed pre-activations (4H, N) -> gates i, f, g, o.
+def _complex_activate_(z: np.ndarray, hidden: int) -> None:
+    """In place: signed complex pre-activations (4H, N) -> gates i, f, g, o.
 
     The sigmoid rows arrive negated (see :func:`gate_signs`), which saves a pass.
     """
-    blocks = gate_blocks(z, hidden, axis=0)
-    if np.iscomplexobj(z):
-        for gate, block in zip("ifgo", blocks, strict=True):
-            (complex_tanh if gate == "g" else _complex_sigmoid_of_negated)(block, block)
-        return
-    for gate, block in zip("ifgo", blocks, strict=True):
+    for gate, block in zip("ifgo", gate_blocks(z, hidden, axis=0), strict=True):
+        (complex_tanh if gate == "g" else _complex_sigmoid_of_negated)(block, block)
+
+
+def _real_activate_(z: np.ndarray, hidden: int) -> None:
+    """In place: signed real pre-activations (4H, N) -> ``1 + exp(-z)`` on the sigmoid rows, tanh on g.
+
+    The sigmoid gates stay as their denominators (Note [Real gates]): the cell update divides
+    by them. ``exp`` overflowing to inf gives a gate of exactly 0 there (run_group ignores the
+    warning).
+    """
+    for gate, block in zip("ifgo", gate_blocks(z, hidden, axis=0), strict=True):
         if gate == "g":
             np.tanh(block, out=block)
         else:
-            _sigmoid_of_negated_(block)
+            np.exp(block, out=block)
+            np.add(block, 1.0, out=block)
 
 
 def gate_signs(hidden: int) -> np.ndarray:
@@ -201,13 +216,6 @@ def gate_signs(hidden: int) -> np.ndarray:
     needs no negation pass.
     """
     return gate_row_vector({"i": -1.0, "f": -1.0, "g": 1.0, "o": -1.0}, hidden)
-
-
-def _cell_tanh(c: np.ndarray, out: np.ndarray) -> None:
-    if np.iscomplexobj(c):
-        complex_tanh(c, out)
-    else:
-        np.tanh(c, out=out)
 
 
 def _matmul(w: np.ndarray, v: np.ndarray, out: np.ndarray) -> None:
@@ -324,19 +332,32 @@ class _RowCorrection(_Perturbation):
 
     def __init__(self, source: str, rows: np.ndarray, cols: np.ndarray | None, delta: np.ndarray, u=None):
         self.source, self.rows, self.cols, self.delta, self.u = source, rows, cols, delta, u
-        self.copies = np.arange(len(rows))
+        self._flat: tuple[np.ndarray, np.ndarray | None, np.ndarray] | None = None
 
     def sliced(self, part: slice) -> _RowCorrection:
         cols = None if self.cols is None else self.cols[part]
         return _RowCorrection(self.source, self.rows[part], cols, self.delta[part], self.u)
 
+    def _flat_indices(self, k: int, r: int) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+        """Flat positions of (r_k, k, :) in z (4H, K, R) and of (c_k, k, :) in h (H, K, R), and δ per
+        position: one gather and one scatter per step instead of three-axis fancy indexing."""
+        if self._flat is None:
+            within = np.arange(k)[:, None] * r + np.arange(r)
+            z_at = (self.rows[:, None] * (k * r) + within).ravel()
+            h_at = None if self.cols is None else (self.cols[:, None] * (k * r) + within).ravel()
+            self._flat = (z_at, h_at, np.repeat(self.delta, r))
+        return self._flat
+
     def correct(self, t: int, z: np.ndarray, h_prev: np.ndarray) -> None:
+        _, k, r = z.shape
+        z_at, h_at, delta = self._flat_indices(k, r)
+        flat = z.reshape(-1)  # a view: z is a reshape of a contiguous (4H, N) buffer
         if self.source == "bias":
-            z[self.rows, self.copies, :] += self.delta[:, None]
+            flat[z_at] += delta
         elif self.source == "input":
-            z[self.rows, self.copies, :] += self.delta[:, None] * self.u[t][self.cols]
+            flat[z_at] += (self.delta[:, None] * self.u[t][self.cols]).ravel()
         else:
-            z[self.rows, self.copies, :] += self.delta[:, None] * h_prev[self.cols, self.copies]
+            flat[z_at] += delta * h_prev.reshape(-1)[h_at]
 
 
 class _InputCorrection(_Perturbation):
@@ -380,9 +401,36 @@ class _Partial:
         self._first: dict[int, np.ndarray] = {}
 
     def _step(self, z: np.ndarray, c: np.ndarray, h: np.ndarray, valid: np.ndarray | None, scratch: np.ndarray):
-        """Gates from pre-activations z (4H, N); updates c and h (H, N) in place."""
+        """Gates from signed pre-activations z (4H, N); updates c and h (H, N) in place."""
+        if np.iscomplexobj(z):
+            self._complex_step(z, c, h, valid, scratch)
+            return
+        # Note [Real gates]: i, f, o hold 1 + exp(-z); dividing by them is multiplying by the gate.
+        _real_activate_(z, self.cfg.hidden_size)
+        i, f, g, o = gate_blocks(z, self.cfg.hidden_size, axis=0)
+        np.divide(g, i, out=g)
+        if valid is None:
+            np.divide(c, f, out=c)
+            c += g
+            cell = c
+        else:  # padding copies the state forward, exactly like torch's packed sequences
+            np.divide(c, f, out=f)
+            f += g
+            np.copyto(c, f, where=valid)
+            cell = f
+        if self.cfg.cell_output == "tanh":
+            np.tanh(cell, out=scratch)
+            cell = scratch
+        if valid is None:
+            np.divide(cell, o, out=h)
+        else:
+            np.divide(cell, o, out=o)
+            np.copyto(h, o, where=valid)
+
+    def _complex_step(self, z: np.ndarray, c: np.ndarray, h: np.ndarray, valid: np.ndarray | None, scratch):
+        """:meth:`_step` in complex128, with the gates themselves (Note [Complex gates])."""
         hidden = self.cfg.hidden_size
-        _activate_(z, hidden)
+        _complex_activate_(z, hidden)
         i, f, g, o = gate_blocks(z, hidden, axis=0)
         f *= c
         i *= g
@@ -390,7 +438,7 @@ class _Partial:
             np.add(f, i, out=c)
             cell = c
             if self.cfg.cell_output == "tanh":
-                _cell_tanh(c, scratch)
+                complex_tanh(c, scratch)
                 cell = scratch
             np.multiply(o, cell, out=h)
             return
@@ -399,7 +447,7 @@ class _Partial:
         np.copyto(c, f, where=valid)
         cell = f
         if self.cfg.cell_output == "tanh":
-            _cell_tanh(f, scratch)
+            complex_tanh(f, scratch)
             cell = scratch
         o *= cell
         np.copyto(h, o, where=valid)
@@ -544,6 +592,12 @@ def _pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="lstm-gradcheck-fd")
 
 
+@lru_cache(maxsize=1)
+def _blas_controller() -> ThreadpoolController:
+    # Finding the loaded BLAS libraries reads /proc/self/maps: about 1 ms, once, not per call.
+    return ThreadpoolController()
+
+
 @contextmanager
 def _one_blas_thread() -> Iterator[int]:
     """Yield how many pool workers to use, with BLAS on one thread meanwhile.
@@ -551,7 +605,7 @@ def _one_blas_thread() -> Iterator[int]:
     Two workers each calling a multi-threaded GEMM oversubscribe two cores
     (measured: 3-20x slower), so the workers run with BLAS on one thread.
     """
-    with threadpool_limits(limits=1, user_api="blas"):
+    with _blas_controller().limit(limits=1, user_api="blas"):
         yield WORKERS
 
 
@@ -657,29 +711,52 @@ def partial_losses(base: Base, name: str, index: np.ndarray, delta: np.ndarray) 
     Returns:
         (K,) partial losses of ``delta``'s dtype; ``C`` depends only on the element.
     """
-    index = np.asarray(index, dtype=np.int64)
-    delta = np.asarray(delta)
-    dtype = np.result_type(delta.dtype, np.float64)
-    delta = delta.astype(dtype)
-    if name in (HEAD_WEIGHT, HEAD_BIAS):
-        return _head_losses(base, name, index, delta)
+    return partial_losses_many(base, [(name, index, delta)])[0]
+
+
+def partial_losses_many(base: Base, requests: Sequence[tuple[str, np.ndarray, np.ndarray]]) -> list[np.ndarray]:
+    """:func:`partial_losses` of several ``(name, index, delta)`` requests, run as one pool of jobs.
+
+    One pool for every request keeps both workers busy to the end (a small
+    tensor alone is one job on one core) and the largest jobs go first, so the
+    last ones to finish are short. Every delta is promoted to one dtype
+    (complex128 if any is complex).
+    """
+    dtype = np.result_type(np.float64, *(np.asarray(d).dtype for _, _, d in requests))
     partial = _partial_of(base)
-    out = np.empty(len(index), dtype=dtype)
-    jobs = []
-    for sel, group in _groups(base, name, index, delta):
-        r = base.config.batch_size if group.rows is None else 1
-        per_chunk = max(1, TARGET_COLUMNS // r)
-        for start in range(0, group.k, per_chunk):
-            part = slice(start, min(group.k, start + per_chunk))
-            jobs.append((sel[part], _slice_group(group, part)))
+    outs: list[np.ndarray] = []
+    jobs: list[tuple[np.ndarray, int, _Group]] = []
+    heads: list[tuple[int, str, np.ndarray, np.ndarray]] = []
+    for number, (name, elements, steps) in enumerate(requests):
+        index = np.asarray(elements, dtype=np.int64)
+        delta = np.asarray(steps).astype(dtype)
+        outs.append(np.empty(len(index), dtype=dtype))
+        if name in (HEAD_WEIGHT, HEAD_BIAS):
+            heads.append((number, name, index, delta))
+            continue
+        for sel, group in _groups(base, name, index, delta):
+            r = base.config.batch_size if group.rows is None else 1
+            per_chunk = max(1, TARGET_COLUMNS // r)
+            for start in range(0, group.k, per_chunk):
+                part = slice(start, min(group.k, start + per_chunk))
+                jobs.append((sel[part], number, _slice_group(group, part)))
+    jobs.sort(key=lambda job: -_job_cost(base.config, job[2]))
     with _one_blas_thread() as workers:
         if workers > 1 and len(jobs) > 1:
-            results = list(_pool().map(lambda job: partial.run_group(base, job[1], dtype), jobs))
+            results = _pool().map(lambda job: partial.run_group(base, job[2], dtype), jobs)
         else:
-            results = [partial.run_group(base, job[1], dtype) for job in jobs]
-    for (sel, _), value in zip(jobs, results, strict=True):
-        out[sel] = value
-    return out
+            results = (partial.run_group(base, job[2], dtype) for job in jobs)
+        for number, name, index, delta in heads:  # cheap; on this thread while the pool works
+            outs[number][:] = _head_losses(base, name, index, delta)
+        for (sel, number, _), value in zip(jobs, results, strict=True):
+            outs[number][sel] = value
+    return outs
+
+
+def _job_cost(config: LSTMConfig, group: _Group) -> int:
+    """Columns x steps x layers that a group runs: the order of the pool's queue."""
+    columns = group.k * (config.batch_size if group.rows is None else 1)
+    return columns * (config.seq_len - group.t0) * (config.num_layers - group.l0)
 
 
 def _slice_group(group: _Group, part: slice) -> _Group:
@@ -697,15 +774,19 @@ def _slice_group(group: _Group, part: slice) -> _Group:
 
 def base_partial_losses(base: Base, name: str, index: np.ndarray) -> np.ndarray:
     """``L(θ) - C(i_k)`` for each element (the δ = 0 copy), one evaluation per group."""
+    first, inverse = base_copies(base.config, name, index)
+    return partial_losses(base, name, first, np.zeros(len(first)))[inverse]
+
+
+def base_copies(config: LSTMConfig, name: str, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The δ = 0 copies that :func:`base_partial_losses` needs: one element per distinct constant
+    ``C`` (per (step, row) of x, per (layer, row) of h0/c0, one for a parameter), and for each of
+    ``index`` the position of its own among them. Returns ``(elements, inverse)``."""
     index = np.asarray(index, dtype=np.int64)
-    shape = gradient_shapes(base.config)[name]
-    kind = parse_name(name).kind
-    if kind == "x":
-        key = np.ravel_multi_index(np.unravel_index(index, shape)[:2], shape[:2])  # (step, row)
-    elif kind in ("h0", "c0"):
-        key = np.ravel_multi_index(np.unravel_index(index, shape)[:2], shape[:2])  # (layer, row)
+    shape = gradient_shapes(config)[name]
+    if parse_name(name).kind in ("x", "h0", "c0"):  # C depends on (step, row) or (layer, row)
+        key = np.ravel_multi_index(np.unravel_index(index, shape)[:2], shape[:2])
     else:
         key = np.zeros(len(index), dtype=np.int64)
-    unique, first, inverse = np.unique(key, return_index=True, return_inverse=True)
-    values = partial_losses(base, name, index[first], np.zeros(len(unique)))
-    return values[inverse.reshape(-1)]
+    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    return index[first], inverse.reshape(-1)

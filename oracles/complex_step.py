@@ -16,7 +16,7 @@ error estimate is therefore left to the tolerance rule's ``rtol * scale``
 (7.3e-11 of the scale in float64, far above this oracle's own error) and
 ``FullGradient.errors`` is None.
 
-The forward runs in complex128 through :func:`oracles.batched.partial_losses`:
+The forward runs in complex128 through :func:`oracles.batched.partial_losses_many`:
 P copies (one per element), all at GEMM speed.
 """
 
@@ -26,7 +26,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from oracles.batched import Base, partial_losses, prepare
+from oracles.batched import Base, partial_losses_many, prepare
 from oracles.finite_difference import FDResult, element_steps, estimated_seconds
 from reference.case import Case
 from reference.config import LSTMConfig
@@ -50,14 +50,11 @@ def complex_step_gradient(case: Case, names: Sequence[str] | None = None, *, bas
     shapes = gradient_shapes(base.config)
     every = gradient_names(base.config.num_layers)
     chosen = list(every) if names is None else [n for n in every if n in names]
-    grads: dict[str, np.ndarray] = {}
-    passes = 1
-    for name in chosen:
-        n = int(np.prod(shapes[name]))
-        h = element_steps(arrays[name], COMPLEX_STEP)
-        f = partial_losses(base, name, np.arange(n), 1j * h)
-        grads[name] = (f.imag / h).reshape(shapes[name])
-        passes += n
+    steps = {name: element_steps(arrays[name], COMPLEX_STEP) for name in chosen}
+    values = partial_losses_many(base, [(name, np.arange(h.size), 1j * h) for name, h in steps.items()])
+    grads = {name: (f.imag / steps[name]).reshape(shapes[name]) for name, f in zip(chosen, values, strict=True)}
+    passes = 1 + sum(h.size for h in steps.values())
+
     details = {
         "method": "complex step Im L(θ + i h e_i)/h, h_i = 1e-20 max(|θ_i|, 1), complex128",
         "step": COMPLEX_STEP,

@@ -122,9 +122,9 @@ import numpy as np
 from oracles.batched import (
     WORKERS,
     Base,
-    base_partial_losses,
+    base_copies,
     loss_magnitude,
-    partial_losses,
+    partial_losses_many,
     prepare,
     row_steps,
 )
@@ -256,13 +256,26 @@ def _names(case: Case, names: Sequence[str] | None) -> list[str]:
     return list(every) if names is None else [n for n in every if n in names]
 
 
-def _central_at(base: Base, name: str, idx: np.ndarray, h: np.ndarray, noise: float):
-    """Central difference and its per-element bound at steps ``h`` for elements ``idx`` (3 evaluations each)."""
-    n = len(idx)
-    f = partial_losses(base, name, np.concatenate([idx, idx, idx]), np.concatenate([h, -h, 2.0 * h]))
-    f0 = base_partial_losses(base, name, idx)
-    d, err = central_estimate(f[:n], f[n : 2 * n], f[2 * n :], f0, h, noise)
-    return d, err, 3 * n + len(np.unique(f0))
+Estimates = dict[str, tuple[np.ndarray, np.ndarray, int]]
+"""By gradient name: an estimate, its per-element bound, and the evaluations it took."""
+
+
+def _central_at(base: Base, todo: Mapping[str, tuple[np.ndarray, np.ndarray]], noise: float) -> Estimates:
+    """Central differences and their per-element bounds at steps ``h`` for elements ``idx``,
+    ``todo[name] = (idx, h)``; 3 evaluations each plus the δ = 0 copies, in one pool of jobs."""
+    requests, firsts = [], {}
+    for name, (idx, h) in todo.items():
+        requests.append((name, np.concatenate([idx, idx, idx]), np.concatenate([h, -h, 2.0 * h])))
+        first, firsts[name] = base_copies(base.config, name, idx)
+        requests.append((name, first, np.zeros(len(first))))
+    values = iter(partial_losses_many(base, requests))
+    out: Estimates = {}
+    for name, (idx, h) in todo.items():
+        n = len(idx)
+        f, f0 = next(values), next(values)
+        d, err = central_estimate(f[:n], f[n : 2 * n], f[2 * n :], f0[firsts[name]], h, noise)
+        out[name] = (d, err, 3 * n + len(f0))
+    return out
 
 
 def truncation_sample(d: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -277,18 +290,28 @@ def truncation_sample(d: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.union1d(top, extra)
 
 
-def _richardson_at(base: Base, name: str, idx: np.ndarray, h: np.ndarray) -> tuple[dict[float, np.ndarray], int]:
-    """Central differences ``D(m h)`` for m in RICHARDSON_MULTIPLES, elements ``idx`` (8 evaluations each)."""
-    n = len(idx)
-    steps = np.concatenate([m * s * h for m in RICHARDSON_MULTIPLES for s in (1.0, -1.0)])
-    f = partial_losses(base, name, np.tile(idx, 2 * len(RICHARDSON_MULTIPLES)), steps).reshape(-1, n)
-    d = {m: (f[2 * j] - f[2 * j + 1]) / (2.0 * m * h) for j, m in enumerate(RICHARDSON_MULTIPLES)}
-    return d, 2 * len(RICHARDSON_MULTIPLES) * n
+def _richardson_at(
+    base: Base, todo: Mapping[str, tuple[np.ndarray, np.ndarray]]
+) -> dict[str, tuple[dict[float, np.ndarray], int]]:
+    """Central differences ``D(m h)`` for m in RICHARDSON_MULTIPLES at elements ``idx``,
+    ``todo[name] = (idx, h)``; 8 evaluations each, in one pool of jobs."""
+    requests = []
+    for name, (idx, h) in todo.items():
+        steps = np.concatenate([m * s * h for m in RICHARDSON_MULTIPLES for s in (1.0, -1.0)])
+        requests.append((name, np.tile(idx, 2 * len(RICHARDSON_MULTIPLES)), steps))
+    out = {}
+    for (name, (idx, h)), values in zip(todo.items(), partial_losses_many(base, requests), strict=True):
+        f = values.reshape(-1, len(idx))
+        d = {m: (f[2 * j] - f[2 * j + 1]) / (2.0 * m * h) for j, m in enumerate(RICHARDSON_MULTIPLES)}
+        out[name] = (d, 2 * len(RICHARDSON_MULTIPLES) * len(idx))
+    return out
 
 
-def _richardson_bounded(base: Base, name: str, idx: np.ndarray, h: np.ndarray, noise: float):
-    d, cost = _richardson_at(base, name, idx, h)
-    return (*richardson_bound(d, h, noise), cost)
+def _richardson_bounded(base: Base, todo: Mapping[str, tuple[np.ndarray, np.ndarray]], noise: float) -> Estimates:
+    return {
+        name: (*richardson_bound(d, todo[name][1], noise), cost)
+        for name, (d, cost) in _richardson_at(base, todo).items()
+    }
 
 
 def _refine(base, grads, errors, steps, at, target: float, multipliers, roundoff) -> tuple[int, dict[str, int]]:
@@ -296,19 +319,24 @@ def _refine(base, grads, errors, steps, at, target: float, multipliers, roundoff
     scale at the larger ``multipliers`` of the step; keep, per element, the smaller bound.
 
     Only elements whose bound is mostly roundoff (``roundoff * noise / h`` is over half
-    of it) are retried: a larger step shrinks roundoff but grows truncation."""
+    of it) are retried: a larger step shrinks roundoff but grows truncation. ``at(base,
+    {name: (idx, h)})`` gives every tensor's retries at once (:data:`Estimates`)."""
     floor = 64 * EPS * max(float(np.max(np.abs(g), initial=0.0)) for g in grads.values())
     passes = 0
     retried: dict[str, int] = {}
     for mult in multipliers[1:]:
+        todos = {}
         for name in grads:
             d, err = grads[name].reshape(-1), errors[name].reshape(-1)
             scale = float(np.max(np.abs(d), initial=0.0))
             todo = np.flatnonzero((err > max(target * scale, floor)) & (2.0 * roundoff[name] > err))
-
-            if todo.size == 0:
-                continue
-            d_new, err_new, cost = at(base, name, todo, mult * steps[name][todo])
+            if todo.size:
+                todos[name] = (todo, mult * steps[name][todo])
+        if not todos:
+            continue
+        for name, (d_new, err_new, cost) in at(base, todos).items():
+            d, err = grads[name].reshape(-1), errors[name].reshape(-1)
+            todo = todos[name][0]
             passes += cost
             retried[name] = retried.get(name, 0) + int(todo.size)
             # Both are bounds on the same number; where the intervals do not meet, the larger
@@ -328,27 +356,34 @@ def central_gradient(case: Case, names: Sequence[str] | None = None, *, base: Ba
     arrays = base.case.arrays()
     shapes = gradient_shapes(base.config)
     rng = np.random.default_rng([0xFD, 0 if case.seed is None else int(case.seed) & 0xFFFFFFFF])
-    steps: dict[str, np.ndarray] = {}
     grads: dict[str, np.ndarray] = {}
     third: dict[str, float] = {}
     passes = 1
-    for name in _names(case, names):
-        idx = np.arange(int(np.prod(shapes[name])))
-        h = steps[name] = element_steps(arrays[name], CENTRAL_STEP)
-        f = partial_losses(base, name, np.concatenate([idx, idx]), np.concatenate([h, -h]))
-        grads[name] = d = (f[: idx.size] - f[idx.size :]) / (2.0 * h)
-        sample = truncation_sample(d, rng)
-        f2 = partial_losses(base, name, sample, 2.0 * h[sample])
-        f0 = base_partial_losses(base, name, sample)
-        delta3 = f2 - 3.0 * f[sample] + 3.0 * f0 - f[idx.size + sample]
+    chosen = _names(case, names)
+    steps = {name: element_steps(arrays[name], CENTRAL_STEP) for name in chosen}
+    # Every tensor's evaluations in one pool of jobs (partial_losses_many), then every sample's.
+    both = partial_losses_many(
+        base, [(name, np.tile(np.arange(h.size), 2), np.concatenate([h, -h])) for name, h in steps.items()]
+    )
+    f = {name: values.reshape(2, -1) for name, values in zip(chosen, both, strict=True)}
+    samples, firsts, requests = {}, {}, []
+    for name, h in steps.items():
+        grads[name] = d = (f[name][0] - f[name][1]) / (2.0 * h)
+        samples[name] = sample = truncation_sample(d, rng)
+        first, firsts[name] = base_copies(base.config, name, sample)
+        requests += [(name, sample, 2.0 * h[sample]), (name, first, np.zeros(len(first)))]
+    extra = iter(partial_losses_many(base, requests))
+    for name, h in steps.items():
+        sample, f2, f0 = samples[name], next(extra), next(extra)
+        delta3 = f2 - 3.0 * f[name][0][sample] + 3.0 * f0[firsts[name]] - f[name][1][sample]
         third[name] = float(np.max(np.abs(delta3) / h[sample] ** 3, initial=0.0))  # a bound on |L'''|
-        passes += 2 * idx.size + sample.size + len(np.unique(f0))
+        passes += 2 * h.size + sample.size + len(f0)
     noise = _noise(loss_magnitude(base), grads, arrays)
     errors = {
         name: TRUNCATION_SAFETY * third[name] * h**2 / 6.0 + (1.0 + 8.0 / 6.0) * noise / h for name, h in steps.items()
     }
     cost, retried = _refine(
-        base, grads, errors, steps, lambda b, n, i, h: _central_at(b, n, i, h, noise), CENTRAL_TARGET,
+        base, grads, errors, steps, lambda b, todo: _central_at(b, todo, noise), CENTRAL_TARGET,
         STEP_MULTIPLIERS["central"], {n: (1.0 + 8.0 / 6.0) * noise / h for n, h in steps.items()},
     )  # fmt: skip
     passes += cost
@@ -372,24 +407,24 @@ def richardson_gradient(case: Case, names: Sequence[str] | None = None, *, base:
     passes = 1
     # The noise bound needs the gradient; the bounds are computed once both are known.
     differences = {}
-    for name, h in steps.items():
-        differences[name], cost = _richardson_at(base, name, np.arange(len(h)), h)
-        grads[name] = richardson_bound(differences[name], h, 0.0)[0]
-
+    for name, (d, cost) in _richardson_at(base, {n: (np.arange(len(h)), h) for n, h in steps.items()}).items():
+        differences[name] = d
+        grads[name] = richardson_bound(d, steps[name], 0.0)[0]
         passes += cost
     noise = _noise(loss_magnitude(base), grads, arrays)
-    fallback: dict[str, int] = {}
+    broken = {}
     for name, h in steps.items():
         grads[name], errors[name] = richardson_bound(differences[name], h, noise)
-        broken = np.flatnonzero(~np.isfinite(errors[name]))
-        if broken.size:
+        where = np.flatnonzero(~np.isfinite(errors[name]))
+        if where.size:
             # Note [Richardson's half step]: no step >= H/2 is in the asymptotic regime here.
-            small = element_steps(arrays[name].reshape(-1)[broken], CENTRAL_STEP)
-            grads[name][broken], errors[name][broken], cost = _central_at(base, name, broken, small, noise)
-            passes += cost
-            fallback[name] = int(broken.size)
+            broken[name] = (where, element_steps(arrays[name].reshape(-1)[where], CENTRAL_STEP))
+    for name, (d, err, cost) in (_central_at(base, broken, noise) if broken else {}).items():
+        grads[name][broken[name][0]], errors[name][broken[name][0]] = d, err
+        passes += cost
+    fallback = {name: int(where.size) for name, (where, _) in broken.items()}
     cost, retried = _refine(
-        base, grads, errors, steps, lambda b, n, i, h: _richardson_bounded(b, n, i, h, noise), RICHARDSON_TARGET,
+        base, grads, errors, steps, lambda b, todo: _richardson_bounded(b, todo, noise), RICHARDSON_TARGET,
         STEP_MULTIPLIERS["richardson"], {n: 1.65 * noise / h for n, h in steps.items()},
     )  # fmt: skip
     passes += cost

@@ -293,6 +293,22 @@ def test_directional_checks_an_implementation_against_its_own_loss():
     assert record.worst.index == tuple(int(k) for k in i), record.describe()
 
 
+def test_many_requests_in_one_pool_equal_one_request_at_a_time():
+    case = make_case(EVERYTHING, seed=5)
+    base = batched.prepare(case)
+    rng = np.random.default_rng(0)
+    requests = []
+    for name in gradient_names(EVERYTHING.num_layers):
+        index = rng.choice(case.arrays()[name].size, size=3, replace=False)
+        requests.append((name, index, rng.uniform(-1e-3, 1e-3, size=3)))
+    together = batched.partial_losses_many(base, requests)
+    for (name, index, delta), values in zip(requests, together, strict=True):
+        np.testing.assert_array_equal(values, batched.partial_losses(base, name, index, delta), err_msg=name)
+    mixed = batched.partial_losses_many(base, [requests[0], (*requests[1][:2], 1j * requests[1][2])])
+    assert mixed[0].dtype == np.complex128 and np.all(mixed[0].imag == 0)
+    np.testing.assert_allclose(mixed[0].real, together[0], rtol=1e-15)
+
+
 # ----------------------------------------------------------------------------- registry, CLI, benchmark
 
 
