@@ -293,6 +293,26 @@ def test_directional_checks_an_implementation_against_its_own_loss():
     assert record.worst.index == tuple(int(k) for k in i), record.describe()
 
 
+def test_directional_sharpens_its_step_where_roundoff_hides_a_small_gradient():
+    """Found by Hypothesis: a relative 1e-3 error in h0, whose gradient is 2e-6 of the largest,
+    passed a probe at the base step (its roundoff 4 ε_L/h was larger than the error); the
+    probe repeated at 10x and 100x the step catches it (Note [Directional probes])."""
+    config = LSTMConfig(
+        input_size=2, hidden_size=2, num_layers=1, output_size=2, seq_len=12, batch_size=1, loss_at="last",
+        loss="cross_entropy", reduction="mean", forget_bias=0.0, final_state=False,
+    )  # fmt: skip
+    case = make_case(config, seed=2)
+    loss, right = grads(case)
+    assert np.max(np.abs(right["h0"])) < 1e-5 * max(np.max(np.abs(g)) for g in right.values())
+    wrong = {n: g.copy() for n, g in right.items()}
+    i = int(np.argmax(np.abs(right["h0"])))
+    wrong["h0"].reshape(-1)[i] *= 1.001
+    report = directional_judge(case, loss, wrong, conditioning_allowance(case))
+    assert report.verdict == "fail", report.details["summary"]
+    (record,) = [t for t in report.check.tensors if t.status == "mismatch"]
+    assert record.name == "h0" and record.worst.index == np.unravel_index(i, right["h0"].shape)
+
+
 def test_many_requests_in_one_pool_equal_one_request_at_a_time():
     case = make_case(EVERYTHING, seed=5)
     base = batched.prepare(case)
