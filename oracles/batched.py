@@ -19,7 +19,10 @@ pre-activations (row ``r`` of layer ``l``, gate block ``r // H``)::
 so ``K`` copies cost one pass over ``K * rows`` columns, not K forward passes
 of Python. What a perturbation cannot change is never recomputed: layers
 below the perturbed one, steps before ``t0``, and the batch rows other than
-``b`` (the loss is a sum over rows; ``mean`` divides by a fixed count).
+``b`` (the loss is a sum over rows; ``mean`` divides by a fixed count). Copies
+of x start a little early, at one of ``X_BUCKETS`` fixed steps, so that 8
+groups run instead of T small ones (per-group costs and the GIL dominate
+groups of a few hundred one-row columns).
 
 :func:`partial_losses` therefore returns ``L(θ + δ_k e_{i_k}) - C(i_k)``: the
 loss minus a constant that depends on the perturbed element, never on δ.
@@ -29,7 +32,8 @@ imaginary parts (the complex step) are exactly those of the full loss.
 Layout: states are stored transposed, ``(H, N)`` with ``N = K * rows``
 columns, so each gate block ``gate_blocks(z, H, axis=0)`` is one contiguous
 ``(H, N)`` array and every elementwise pass runs at full speed. The copies
-run in chunks (bounded memory, cache-sized) on a two-thread pool: numpy's
+run in chunks (bounded memory; a request's chunks cut small enough that a
+few copies still make several jobs) on a two-thread pool, largest first: numpy's
 ufuncs and BLAS release the GIL.
 
 Note [Real gates]
@@ -112,9 +116,20 @@ __all__ = [
     "WORKERS",
 ]
 
-#: Columns (copies x rows) per chunk: bounds memory (a few MB per worker); measured best of 256-2048
-#: with two workers on the benchmark case.
-TARGET_COLUMNS = 1024
+#: Columns (copies x rows) per chunk: measured best of 384-4096 with two workers on the benchmark
+#: case (2048: 0.51 s median of 12 against 0.57 s at 1024; fewer jobs, less fixed cost per column).
+TARGET_COLUMNS = 2048
+#: Copies of x start at one of this many steps (:func:`x_bucket_start`), not at their own:
+#: fewer, larger groups (a copy of x[t] runs from its bucket's start, at most T / X_BUCKETS
+#: steps early, where it equals the base).
+X_BUCKETS = 8
+#: Every request's jobs are cut to about 1/JOBS_PER_WORKER of a worker's share of the
+#: columns (at least MIN_COLUMNS), so a few copies still make several jobs for the pool.
+JOBS_PER_WORKER = 4
+MIN_COLUMNS = 256
+#: A chunk keeps the top layer's h for every column and step (H x T x columns) for the head;
+#: long or wide cases get fewer columns per chunk so each worker stays within this.
+CHUNK_BYTES = 64 * 2**20
 #: Threads over chunks (numpy releases the GIL in ufuncs and BLAS).
 WORKERS = max(1, min(2, os.cpu_count() or 1))
 _TAYLOR_LIMIT = 1e-3  # |b| below which sin, cos, tan are their series to full double precision
@@ -361,17 +376,19 @@ class _RowCorrection(_Perturbation):
 
 
 class _InputCorrection(_Perturbation):
-    """x[t0, b_k, j_k] += δ_k: z_t0[:, k] += δ_k W_ih_0[:, j_k] (only at the group's first step)."""
+    """x[t_k, b_k, j_k] += δ_k: z_{t_k}[:, k] += δ_k W_ih_0[:, j_k], each copy at its own step t_k
+    (a group of x copies starts at its bucket's first step, Note [Batched copies])."""
 
-    def __init__(self, t0: int, value: np.ndarray):
-        self.t0, self.value = t0, value  # value (4H, K) = W_ih_0[:, j_k] * δ_k
+    def __init__(self, steps: np.ndarray, value: np.ndarray):
+        self.steps, self.value = steps, value  # steps (K,) the t_k; value (4H, K) = W_ih_0[:, j_k] * δ_k
 
     def sliced(self, part: slice) -> _InputCorrection:
-        return _InputCorrection(self.t0, self.value[:, part])
+        return _InputCorrection(self.steps[part], self.value[:, part])
 
     def correct(self, t: int, z: np.ndarray, h_prev: np.ndarray) -> None:
-        if t == self.t0:
-            z[:, :, 0] += self.value
+        hit = np.flatnonzero(self.steps == t)
+        if hit.size:
+            z[:, hit, 0] += self.value[:, hit]
 
 
 class _StateCorrection(_Perturbation):
@@ -609,6 +626,14 @@ def _one_blas_thread() -> Iterator[int]:
         yield WORKERS
 
 
+def x_bucket_start(config: LSTMConfig, steps: np.ndarray) -> np.ndarray:
+    """The step at which the group of a copy of x[t] starts: t rounded down to one of
+    X_BUCKETS evenly spaced steps. It depends on t alone, so the constant C of a copy
+    (the loss before its group's start) is the same in every request."""
+    width = -(-config.seq_len // X_BUCKETS)
+    return (np.asarray(steps) // width) * width
+
+
 def _groups(base: Base, name: str, index: np.ndarray, delta: np.ndarray) -> list[tuple[np.ndarray, _Group]]:
     """Split the copies of tensor ``name`` into groups that share a start (layer, step, rows)."""
     cfg = base.config
@@ -628,10 +653,11 @@ def _groups(base: Base, name: str, index: np.ndarray, delta: np.ndarray) -> list
         return out
     if kind == "x":
         steps, rows, cols = np.unravel_index(index, shape)
-        for t0 in np.unique(steps):
-            sel = np.flatnonzero(steps == t0)
+        starts = x_bucket_start(cfg, steps)
+        for t0 in np.unique(starts):
+            sel = np.flatnonzero(starts == t0)
             signs = gate_signs(cfg.hidden_size)[:, None]
-            pert = _InputCorrection(int(t0), signs * base.w_ih[0][:, cols[sel]] * delta[sel][None, :])
+            pert = _InputCorrection(steps[sel], signs * base.w_ih[0][:, cols[sel]] * delta[sel][None, :])
             out.append((sel, _Group(0, int(t0), len(sel), rows[sel], pert)))
         return out
     if kind in ("h0", "c0"):
@@ -724,8 +750,9 @@ def partial_losses_many(base: Base, requests: Sequence[tuple[str, np.ndarray, np
     """
     dtype = np.result_type(np.float64, *(np.asarray(d).dtype for _, _, d in requests))
     partial = _partial_of(base)
+    cfg = base.config
     outs: list[np.ndarray] = []
-    jobs: list[tuple[np.ndarray, int, _Group]] = []
+    groups: list[tuple[np.ndarray, int, _Group]] = []
     heads: list[tuple[int, str, np.ndarray, np.ndarray]] = []
     for number, (name, elements, steps) in enumerate(requests):
         index = np.asarray(elements, dtype=np.int64)
@@ -733,14 +760,18 @@ def partial_losses_many(base: Base, requests: Sequence[tuple[str, np.ndarray, np
         outs.append(np.empty(len(index), dtype=dtype))
         if name in (HEAD_WEIGHT, HEAD_BIAS):
             heads.append((number, name, index, delta))
-            continue
-        for sel, group in _groups(base, name, index, delta):
-            r = base.config.batch_size if group.rows is None else 1
-            per_chunk = max(1, TARGET_COLUMNS // r)
-            for start in range(0, group.k, per_chunk):
-                part = slice(start, min(group.k, start + per_chunk))
-                jobs.append((sel[part], number, _slice_group(group, part)))
-    jobs.sort(key=lambda job: -_job_cost(base.config, job[2]))
+        else:
+            groups += [(sel, number, group) for sel, group in _groups(base, name, index, delta)]
+    share = -(-sum(_columns(cfg, g) for _, _, g in groups) // (JOBS_PER_WORKER * WORKERS))
+    jobs: list[tuple[np.ndarray, int, _Group]] = []
+    for sel, number, group in groups:
+        r = cfg.batch_size if group.rows is None else 1
+        columns = min(_chunk_columns(cfg, group.t0, dtype), max(MIN_COLUMNS, share))
+        per_chunk = max(1, columns // r)
+        for start in range(0, group.k, per_chunk):
+            part = slice(start, min(group.k, start + per_chunk))
+            jobs.append((sel[part], number, _slice_group(group, part)))
+    jobs.sort(key=lambda job: -_job_cost(cfg, job[2]))
     with _one_blas_thread() as workers:
         if workers > 1 and len(jobs) > 1:
             results = _pool().map(lambda job: partial.run_group(base, job[2], dtype), jobs)
@@ -753,10 +784,19 @@ def partial_losses_many(base: Base, requests: Sequence[tuple[str, np.ndarray, np
     return outs
 
 
+def _chunk_columns(config: LSTMConfig, t0: int, dtype: np.dtype) -> int:
+    """Columns per chunk: TARGET_COLUMNS, fewer where the stored outputs would pass CHUNK_BYTES."""
+    per_column = config.hidden_size * (config.seq_len - t0) * np.dtype(dtype).itemsize
+    return max(1, min(TARGET_COLUMNS, CHUNK_BYTES // per_column))
+
+
+def _columns(config: LSTMConfig, group: _Group) -> int:
+    return group.k * (config.batch_size if group.rows is None else 1)
+
+
 def _job_cost(config: LSTMConfig, group: _Group) -> int:
     """Columns x steps x layers that a group runs: the order of the pool's queue."""
-    columns = group.k * (config.batch_size if group.rows is None else 1)
-    return columns * (config.seq_len - group.t0) * (config.num_layers - group.l0)
+    return _columns(config, group) * (config.seq_len - group.t0) * (config.num_layers - group.l0)
 
 
 def _slice_group(group: _Group, part: slice) -> _Group:

@@ -142,6 +142,7 @@ __all__ = [
     "element_steps",
     "central_estimate",
     "truncation_sample",
+    "sample_top",
     "TRUNCATION_SAFETY",
     "richardson_estimate",
     "central_gradient",
@@ -278,16 +279,32 @@ def _central_at(base: Base, todo: Mapping[str, tuple[np.ndarray, np.ndarray]], n
     return out
 
 
-def truncation_sample(d: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Indices of the elements whose third difference bounds a tensor's truncation:
-    the TRUNCATION_SAMPLE_TOP largest |d| and random others, TRUNCATION_SAMPLE_SHARE
-    of the tensor but at least TRUNCATION_SAMPLE_MIN (all of a small tensor)."""
-    n = d.size
+def truncation_sample(n: int, rng: np.random.Generator) -> np.ndarray:
+    """The random part of the elements whose third difference bounds a tensor's truncation
+    (drawn before any difference is known, so it runs with the tensor's first evaluations):
+    TRUNCATION_SAMPLE_SHARE of the tensor but at least TRUNCATION_SAMPLE_MIN, less the
+    TRUNCATION_SAMPLE_TOP places :func:`sample_top` fills; all of a small tensor."""
     size = min(n, max(TRUNCATION_SAMPLE_MIN, int(np.ceil(TRUNCATION_SAMPLE_SHARE * n))))
-    top = np.argsort(-np.abs(d), kind="stable")[:TRUNCATION_SAMPLE_TOP]
-    rest = np.setdiff1d(np.arange(n), top)
-    extra = rng.choice(rest, size=max(0, size - top.size), replace=False) if rest.size else rest
-    return np.union1d(top, extra)
+    if size == n:
+        return np.arange(n)
+    return np.sort(rng.choice(n, size=size - TRUNCATION_SAMPLE_TOP, replace=False))
+
+
+def sample_top(d: np.ndarray, drawn: np.ndarray) -> np.ndarray:
+    """The TRUNCATION_SAMPLE_TOP largest |d| not already ``drawn``: the rest of the sample."""
+    order = np.argsort(-np.abs(d), kind="stable")
+    return np.sort(order[~np.isin(order, drawn)][:TRUNCATION_SAMPLE_TOP])
+
+
+def _third_requests(base: Base, elements: Mapping[str, np.ndarray], steps: Mapping[str, np.ndarray]) -> list:
+    """What the third differences of ``elements[name]`` need beyond L(θ ± h): L(θ + 2h) at each,
+    and the δ = 0 copies (:func:`oracles.batched.base_copies`), two requests per tensor."""
+    out = []
+    for name, idx in elements.items():
+        out.append((name, idx, 2.0 * steps[name][idx]))
+        first, _ = base_copies(base.config, name, idx)
+        out.append((name, first, np.zeros(len(first))))
+    return out
 
 
 def _richardson_at(
@@ -361,23 +378,26 @@ def central_gradient(case: Case, names: Sequence[str] | None = None, *, base: Ba
     passes = 1
     chosen = _names(case, names)
     steps = {name: element_steps(arrays[name], CENTRAL_STEP) for name in chosen}
-    # Every tensor's evaluations in one pool of jobs (partial_losses_many), then every sample's.
-    both = partial_losses_many(
-        base, [(name, np.tile(np.arange(h.size), 2), np.concatenate([h, -h])) for name, h in steps.items()]
-    )
-    f = {name: values.reshape(2, -1) for name, values in zip(chosen, both, strict=True)}
-    samples, firsts, requests = {}, {}, []
+    # Every tensor's ± evaluations and its random sample's third differences in one pool of jobs
+    # (partial_losses_many); then the few largest |D| of each tensor complete the samples.
+    drawn = {name: truncation_sample(h.size, rng) for name, h in steps.items()}
+    requests = [(name, np.tile(np.arange(h.size), 2), np.concatenate([h, -h])) for name, h in steps.items()]
+    values = iter(partial_losses_many(base, requests + _third_requests(base, drawn, steps)))
+    f = {name: next(values).reshape(2, -1) for name in steps}
+    f2, f0 = {}, {}
     for name, h in steps.items():
-        grads[name] = d = (f[name][0] - f[name][1]) / (2.0 * h)
-        samples[name] = sample = truncation_sample(d, rng)
-        first, firsts[name] = base_copies(base.config, name, sample)
-        requests += [(name, sample, 2.0 * h[sample]), (name, first, np.zeros(len(first)))]
-    extra = iter(partial_losses_many(base, requests))
+        f2[name], f0[name] = next(values), next(values)[base_copies(base.config, name, drawn[name])[1]]
+        grads[name] = (f[name][0] - f[name][1]) / (2.0 * h)
+    top = {name: sample_top(grads[name], drawn[name]) for name in steps}
+    values = iter(partial_losses_many(base, _third_requests(base, top, steps)))
     for name, h in steps.items():
-        sample, f2, f0 = samples[name], next(extra), next(extra)
-        delta3 = f2 - 3.0 * f[name][0][sample] + 3.0 * f0[firsts[name]] - f[name][1][sample]
+        top_f2, top_f0 = next(values), next(values)[base_copies(base.config, name, top[name])[1]]
+        sample = np.concatenate([drawn[name], top[name]])
+        at_2h = np.concatenate([f2[name], top_f2])
+        at_0 = np.concatenate([f0[name], top_f0])
+        delta3 = at_2h - 3.0 * f[name][0][sample] + 3.0 * at_0 - f[name][1][sample]
         third[name] = float(np.max(np.abs(delta3) / h[sample] ** 3, initial=0.0))  # a bound on |L'''|
-        passes += 2 * h.size + sample.size + len(f0)
+        passes += 2 * h.size + sample.size + len(np.unique(at_0))
     noise = _noise(loss_magnitude(base), grads, arrays)
     errors = {
         name: TRUNCATION_SAFETY * third[name] * h**2 / 6.0 + (1.0 + 8.0 / 6.0) * noise / h for name, h in steps.items()

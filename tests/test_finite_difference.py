@@ -313,6 +313,16 @@ def test_directional_sharpens_its_step_where_roundoff_hides_a_small_gradient():
     assert record.name == "h0" and record.worst.index == np.unravel_index(i, right["h0"].shape)
 
 
+def test_chunks_of_long_wide_cases_stay_within_the_memory_budget():
+    small = batched._chunk_columns(EVERYTHING, 0, np.dtype(np.float64))
+    assert small == batched.TARGET_COLUMNS
+    big = EVERYTHING.replace(hidden_size=512, seq_len=1000)
+    for dtype in (np.float64, np.complex128):
+        columns = batched._chunk_columns(big, 0, np.dtype(dtype))
+        assert 1 <= columns < batched.TARGET_COLUMNS
+        assert columns * 512 * 1000 * np.dtype(dtype).itemsize <= batched.CHUNK_BYTES
+
+
 def test_many_requests_in_one_pool_equal_one_request_at_a_time():
     case = make_case(EVERYTHING, seed=5)
     base = batched.prepare(case)
