@@ -745,42 +745,52 @@ def partial_losses_many(base: Base, requests: Sequence[tuple[str, np.ndarray, np
 
     One pool for every request keeps both workers busy to the end (a small
     tensor alone is one job on one core) and the largest jobs go first, so the
-    last ones to finish are short. Every delta is promoted to one dtype
-    (complex128 if any is complex).
+    last ones to finish are short. Requests of the same tensor are merged
+    before they are grouped (fewer, larger groups). Every delta is promoted to
+    one dtype (complex128 if any is complex).
     """
     dtype = np.result_type(np.float64, *(np.asarray(d).dtype for _, _, d in requests))
     partial = _partial_of(base)
     cfg = base.config
-    outs: list[np.ndarray] = []
-    groups: list[tuple[np.ndarray, int, _Group]] = []
-    heads: list[tuple[int, str, np.ndarray, np.ndarray]] = []
-    for number, (name, elements, steps) in enumerate(requests):
-        index = np.asarray(elements, dtype=np.int64)
-        delta = np.asarray(steps).astype(dtype)
-        outs.append(np.empty(len(index), dtype=dtype))
+    merged: dict[str, tuple[list[np.ndarray], list[np.ndarray]]] = {}
+    for name, elements, steps in requests:
+        merged.setdefault(name, ([], []))
+        merged[name][0].append(np.asarray(elements, dtype=np.int64).reshape(-1))
+        merged[name][1].append(np.asarray(steps).astype(dtype).reshape(-1))
+    flat: dict[str, np.ndarray] = {}
+    groups: list[tuple[np.ndarray, str, _Group]] = []
+    heads: list[tuple[str, np.ndarray, np.ndarray]] = []
+    for name, (indices, deltas) in merged.items():
+        index, delta = np.concatenate(indices), np.concatenate(deltas)
+        flat[name] = np.empty(len(index), dtype=dtype)
         if name in (HEAD_WEIGHT, HEAD_BIAS):
-            heads.append((number, name, index, delta))
+            heads.append((name, index, delta))
         else:
-            groups += [(sel, number, group) for sel, group in _groups(base, name, index, delta)]
+            groups += [(sel, name, group) for sel, group in _groups(base, name, index, delta)]
     share = -(-sum(_columns(cfg, g) for _, _, g in groups) // (JOBS_PER_WORKER * WORKERS))
-    jobs: list[tuple[np.ndarray, int, _Group]] = []
-    for sel, number, group in groups:
+    jobs: list[tuple[np.ndarray, str, _Group]] = []
+    for sel, name, group in groups:
         r = cfg.batch_size if group.rows is None else 1
         columns = min(_chunk_columns(cfg, group.t0, dtype), max(MIN_COLUMNS, share))
         per_chunk = max(1, columns // r)
         for start in range(0, group.k, per_chunk):
             part = slice(start, min(group.k, start + per_chunk))
-            jobs.append((sel[part], number, _slice_group(group, part)))
+            jobs.append((sel[part], name, _slice_group(group, part)))
     jobs.sort(key=lambda job: -_job_cost(cfg, job[2]))
     with _one_blas_thread() as workers:
         if workers > 1 and len(jobs) > 1:
             results = _pool().map(lambda job: partial.run_group(base, job[2], dtype), jobs)
         else:
             results = (partial.run_group(base, job[2], dtype) for job in jobs)
-        for number, name, index, delta in heads:  # cheap; on this thread while the pool works
-            outs[number][:] = _head_losses(base, name, index, delta)
-        for (sel, number, _), value in zip(jobs, results, strict=True):
-            outs[number][sel] = value
+        for name, index, delta in heads:  # cheap; on this thread while the pool works
+            flat[name][:] = _head_losses(base, name, index, delta)
+        for (sel, name, _), value in zip(jobs, results, strict=True):
+            flat[name][sel] = value
+    outs, used = [], dict.fromkeys(flat, 0)
+    for name, elements, _ in requests:
+        size = np.size(elements)
+        outs.append(flat[name][used[name] : used[name] + size])
+        used[name] += size
     return outs
 
 
