@@ -137,9 +137,9 @@ def _torch_grads(case: Case, per_step: bool) -> TorchResult:
             projected = inputs @ w_ih.T + (b_ih + b_hh + shift)  # every step's input at once
         h, c = states["h0"][k], states["c0"][k]
         outputs = []
+        w_hh_t = None if per_step else params[names[1]].T  # one transpose node, not one per step
         for t in range(t_len):
-            w_hh = copies[names[1]][t] if per_step else params[names[1]]
-            z = projected[t] + h @ w_hh.T
+            z = projected[t] + h @ (copies[names[1]][t].T if per_step else w_hh_t)
             gates = torch.sigmoid(z)  # i, f and o; the g rows are replaced by tanh below
             i_t, f_t, _, o_t = gates.split(hidden, dim=-1)
             g_t = torch.tanh(z[:, gate_slice("g", hidden)])

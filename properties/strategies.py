@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, replace
+from functools import lru_cache
 
 import numpy as np
 from hypothesis import assume
@@ -98,6 +99,7 @@ def active_space() -> CaseSpace:
     return THOROUGH_SPACE if os.environ.get("HYPOTHESIS_PROFILE") == "thorough" else DEFAULT_SPACE
 
 
+@lru_cache(maxsize=64)
 def seq_lens(space: CaseSpace = DEFAULT_SPACE) -> st.SearchStrategy[int]:
     """Mostly 1..short_seq, one draw in four 1..long_seq.
 
@@ -108,6 +110,7 @@ def seq_lens(space: CaseSpace = DEFAULT_SPACE) -> st.SearchStrategy[int]:
     return st.integers(0, 3).flatmap(lambda k: st.integers(1, space.long_seq if k == 3 else space.short_seq))
 
 
+@lru_cache(maxsize=64)
 def dims(space: CaseSpace = DEFAULT_SPACE) -> st.SearchStrategy[dict[str, int]]:
     """Sizes from 1: input, hidden, layers, output, batch, and :func:`seq_lens`."""
     return st.fixed_dictionaries(
@@ -122,6 +125,7 @@ def dims(space: CaseSpace = DEFAULT_SPACE) -> st.SearchStrategy[dict[str, int]]:
     )
 
 
+@lru_cache(maxsize=64)
 def forget_biases(space: CaseSpace = DEFAULT_SPACE) -> st.SearchStrategy[float]:
     """0 first, then the telling values (+-1, +-5, ...), then any in the range (0 excluded
     when ``space.nonzero_forget_bias``)."""
@@ -146,18 +150,39 @@ def configs(draw: st.DrawFn, space: CaseSpace = DEFAULT_SPACE) -> LSTMConfig:
         if unknown:
             raise ValueError(f"CaseSpace.{name}: unknown value(s) {sorted(unknown)}")
     sizes = draw(dims(space))
+    choice = _settings(space)
     return LSTMConfig(
         **sizes,
-        loss_at=draw(st.sampled_from(space.loss_at)),
-        loss=draw(st.sampled_from(space.losses)),
-        reduction=draw(st.sampled_from(space.reductions)),
+        loss_at=draw(choice["loss_at"]),
+        loss=draw(choice["loss"]),
+        reduction=draw(choice["reduction"]),
         forget_bias=draw(forget_biases(space)),
-        cell_output=draw(st.sampled_from(space.cell_outputs)),
-        dtype=draw(st.sampled_from(space.dtypes)),
-        final_state=draw(st.sampled_from(space.final_state)),
+        cell_output=draw(choice["cell_output"]),
+        dtype=draw(choice["dtype"]),
+        final_state=draw(choice["final_state"]),
     )
 
 
+# Strategies are built once per space (and per config for lengths): Hypothesis validates
+# each new strategy object on first use, which cost more than drawing the case itself.
+@lru_cache(maxsize=64)
+def _settings(space: CaseSpace) -> dict[str, st.SearchStrategy]:
+    return {
+        "loss_at": st.sampled_from(space.loss_at),
+        "loss": st.sampled_from(space.losses),
+        "reduction": st.sampled_from(space.reductions),
+        "cell_output": st.sampled_from(space.cell_outputs),
+        "dtype": st.sampled_from(space.dtypes),
+        "final_state": st.sampled_from(space.final_state),
+    }
+
+
+@lru_cache(maxsize=64)
+def _configs_of(space: CaseSpace) -> st.SearchStrategy[LSTMConfig]:
+    return configs(space)
+
+
+@lru_cache(maxsize=4096)
 def lengths_for(config: LSTMConfig, space: CaseSpace = DEFAULT_SPACE) -> st.SearchStrategy[np.ndarray | None]:
     """``None`` first, else B lengths in [1, T] (shrinking towards T, i.e. no padding);
     always lengths when ``space.require_lengths``."""
@@ -171,6 +196,7 @@ def lengths_for(config: LSTMConfig, space: CaseSpace = DEFAULT_SPACE) -> st.Sear
     return lengths if space.require_lengths else st.one_of(st.none(), lengths)
 
 
+@lru_cache(maxsize=64)
 def weight_scales(space: CaseSpace = DEFAULT_SPACE) -> st.SearchStrategy[float]:
     """Multiples of torch's init range (first: 1, torch's own)."""
     return st.sampled_from(space.weight_scales)
@@ -187,7 +213,7 @@ def cases(
     seed), so every case found here is reproducible from the command line:
     ``lstm-gradcheck report --seed S --weight-scale W ...``.
     """
-    cfg = draw(configs(space) if config is None else config)
+    cfg = draw(_configs_of(space) if config is None else config)
     lengths = draw(lengths_for(cfg, space))
     case = make_case(cfg, draw(SEEDS), lengths, weight_scale=draw(weight_scales(space)))
     # Only cases with a finite, representable exact answer: on an overflowing one a

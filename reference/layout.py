@@ -28,6 +28,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -83,16 +84,20 @@ def gate_slice(gate: str, hidden_size: int) -> slice:
     return slice(k * hidden_size, (k + 1) * hidden_size)
 
 
+@lru_cache(maxsize=256)
+def _gate_slices(hidden_size: int) -> tuple[slice, ...]:
+    return tuple(gate_slice(gate, hidden_size) for gate in GATES)
+
+
 def gate_blocks(a: np.ndarray, hidden_size: int, axis: int = -1) -> tuple[np.ndarray, ...]:
     """Views of the four gate blocks (i, f, g, o) of ``a`` along ``axis`` (of length 4H)."""
     if a.shape[axis] != 4 * hidden_size:
         raise ValueError(f"expected an axis of length 4*hidden_size = {4 * hidden_size}, got shape {a.shape}")
-    index: list[slice] = [slice(None)] * a.ndim
-    blocks = []
-    for gate in GATES:
-        index[axis] = gate_slice(gate, hidden_size)
-        blocks.append(a[tuple(index)])
-    return tuple(blocks)
+    i, f, g, o = _gate_slices(hidden_size)  # called hundreds of times per case: kept lean
+    if axis == -1 or axis == a.ndim - 1:
+        return a[..., i], a[..., f], a[..., g], a[..., o]
+    lead = (slice(None),) * (axis % a.ndim)
+    return a[(*lead, i)], a[(*lead, f)], a[(*lead, g)], a[(*lead, o)]
 
 
 def gate_row_vector(values: Mapping[str, float], hidden_size: int, dtype=np.float64) -> np.ndarray:
