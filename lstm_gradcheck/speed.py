@@ -90,20 +90,34 @@ def reference_vs_torch(
 ) -> list[dict[str, object]]:
     """The reference's forward+backward against torch.nn.LSTM's, same case, same process.
 
-    Each row: dtype, layers, median seconds of each (over ``repeats`` runs
-    after one warm-up), and ``ratio`` = reference / torch (below 1: faster).
+    The two take turns, ``repeats`` pairs, so that a change in the machine's
+    speed during the run (this VM's varies by 20% from minute to minute) falls
+    on both. Each turn starts with an untimed pass: right after the other
+    library, its BLAS or OpenMP threads still spin and take a core (measured:
+    torch 1.6x slower timed straight after the reference). Each row: dtype,
+    layers, the median seconds of each, the pairs' ratios, and ``ratio`` =
+    their median, reference / torch (below 1: faster).
     """
-    from oracles.torch_nn import time_forward_backward  # noqa: PLC0415
+    from oracles.torch_nn import forward_backward_pass  # noqa: PLC0415
+    from reference.lstm import grads  # noqa: PLC0415
 
     rows = []
     for dtype in dtypes:
         for num_layers in layers:
             case = make_case(PERF_CONFIG.replace(dtype=dtype, num_layers=num_layers), seed=0)
-            ref = _reference_seconds(case, repeats)
-            torch_s = statistics.median(time_forward_backward(case, repeats + 1)[1:])
-            rows.append(
-                {"dtype": dtype, "layers": num_layers, "reference_s": ref, "torch_s": torch_s, "ratio": ref / torch_s}
-            )
+            torch_pass = forward_backward_pass(case)
+            pairs = []
+            for _ in range(repeats):
+                ref = median_seconds(lambda: grads(case), 1, warmup=1)  # noqa: B023 (called at once)
+                pairs.append((ref, median_seconds(torch_pass, 1, warmup=1)))
+            rows.append({
+                "dtype": dtype,
+                "layers": num_layers,
+                "reference_s": statistics.median(r for r, _ in pairs),
+                "torch_s": statistics.median(t for _, t in pairs),
+                "pair_ratios": [round(r / t, 3) for r, t in pairs],
+                "ratio": statistics.median(r / t for r, t in pairs),
+            })  # fmt: skip
     return rows
 
 

@@ -12,6 +12,7 @@ raises :class:`NotExpressible` instead of being guessed at.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -23,7 +24,7 @@ from oracles.torch_autograd import TorchResult, final_state_term, scored_logits,
 from reference.case import Case
 from reference.layout import HEAD_BIAS, HEAD_WEIGHT, STATE_INPUTS, bias_ih, gate_slice
 
-__all__ = ["NotExpressible", "nn_grads", "time_forward_backward"]
+__all__ = ["NotExpressible", "nn_grads", "forward_backward_pass"]
 
 _LOSSES = {"cross_entropy": nn.CrossEntropyLoss, "mse": nn.MSELoss, "bce": nn.BCEWithLogitsLoss}
 
@@ -75,13 +76,13 @@ def _nn_grads(case: Case) -> TorchResult:
     return TorchResult(float(loss.detach()), grads, forward_backward_seconds=seconds)
 
 
-def time_forward_backward(case: Case, repeats: int) -> list[float]:
-    """Seconds of each of ``repeats`` torch.nn.LSTM forward+backward passes on ``case``.
+def forward_backward_pass(case: Case) -> Callable[[], None]:
+    """One torch.nn.LSTM forward+backward pass on ``case``, ready to time.
 
-    The modules and tensors are built once, outside the timings (as the
-    reference receives ready arrays); each timed pass runs the LSTM, the head,
-    the loss and ``backward()`` to every parameter and x, h0, c0, in the case's
-    dtype, with torch's default (all-core) threads. For the speed benchmark.
+    The modules and tensors are built once, here (as the reference receives
+    ready arrays); each call clears the gradients, then runs the LSTM, the
+    head, the loss and ``backward()`` to every parameter and x, h0, c0, in the
+    case's dtype, with torch's default (all-core) threads. For the speed benchmark.
     """
     cfg = case.config
     dtype = torch.float64 if cfg.dtype == "float64" else torch.float32
@@ -96,13 +97,13 @@ def time_forward_backward(case: Case, repeats: int) -> list[float]:
     targets = torch.tensor(np.array(case.targets))
     targets = targets.reshape(-1) if cfg.loss == "cross_entropy" else targets.reshape(-1, cfg.output_size)
     last = cfg.loss_at == "last"
-    seconds = []
-    for _ in range(repeats):
-        for p in (*lstm.parameters(), *head.parameters(), *states):
+    leaves = (*lstm.parameters(), *head.parameters(), *states)
+
+    def one_pass() -> None:
+        for p in leaves:
             p.grad = None
-        start = time.perf_counter()
         out, _ = lstm(states[0], (states[1], states[2]))
         y = head(out[-1] if last else out).reshape(-1, cfg.output_size)
         loss_fn(y, targets).backward()
-        seconds.append(time.perf_counter() - start)
-    return seconds
+
+    return one_pass
