@@ -84,9 +84,16 @@ def render(data: dict) -> str:
     tp = data.get("throughput")
     if tp:
         parts = ", ".join(f"{k} {v:.1f} ms" for k, v in tp["ms_per_check"].items())
+        two = tp.get("two_workers")
+        side = (
+            f" Two worker processes side by side (as `pytest -n 2` runs the suite): {two['checks_per_second']:.0f} "
+            f"checks per second ({two['examples']} examples)."
+            if two
+            else ""
+        )
         lines += [
-            f"**Harness throughput**: {tp['checks_per_second']:.0f} reference-vs-torch checks per second on the "
-            f"`ci` strategies' cases ({tp['examples']} examples; per check: {parts}).",
+            f"**Harness throughput**: {tp['checks_per_second']:.0f} reference-vs-torch checks per second in one "
+            f"process on the `ci` strategies' cases ({tp['examples']} examples; per check: {parts}).{side}",
             "",
         ]
     ci = data.get("ci_times")

@@ -30,6 +30,7 @@ __all__ = [
     "reference_vs_torch",
     "scaling",
     "throughput",
+    "parallel_throughput",
     "fd_seconds_per_copy",
     "ci_times",
 ]
@@ -154,13 +155,18 @@ def scaling(
     return out
 
 
-def throughput(examples: int = 200) -> dict[str, object]:
+def throughput(
+    examples: int = 200, seed: int | None = None, ready: Callable[[], object] | None = None
+) -> dict[str, object]:
     """Reference-vs-torch checks per second on the ``ci`` strategies' cases.
 
     A check is what the property ``reference = torch autograd`` does: the
     reference, the torch oracle, the conditioning probes and the comparison.
+    The examples are Hypothesis's derandomized ones, or those of ``seed``;
+    ``ready`` is called after the warm-up, just before the timing starts.
     """
     from hypothesis import HealthCheck, given, settings  # noqa: PLC0415
+    from hypothesis import seed as hypothesis_seed  # noqa: PLC0415
 
     from oracles.compare import compare_gradients, conditioning_allowance, make_tolerance  # noqa: PLC0415
     from oracles.torch_autograd import torch_grads  # noqa: PLC0415
@@ -177,7 +183,11 @@ def throughput(examples: int = 200) -> dict[str, object]:
         return value
 
     @settings(
-        max_examples=examples, derandomize=True, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+        max_examples=examples,
+        derandomize=seed is None,
+        deadline=None,
+        database=None,
+        suppress_health_check=list(HealthCheck),
     )
     @given(cases(DEFAULT_SPACE))
     def check(case: Case) -> None:
@@ -190,7 +200,11 @@ def throughput(examples: int = 200) -> dict[str, object]:
         timed("compare", lambda: compare_gradients(case, loss, g, oracle.loss, oracle.grads, "torch", tolerance=tol))
         count[0] += 1
 
+    if seed is not None:
+        check = hypothesis_seed(seed)(check)
     torch_grads(make_case(LSTMConfig(), seed=0))  # torch's first call pays its start-up
+    if ready is not None:
+        ready()
     start = time.perf_counter()
     check()
     total = time.perf_counter() - start
@@ -200,6 +214,31 @@ def throughput(examples: int = 200) -> dict[str, object]:
         "checks_per_second": count[0] / total,
         "ms_per_check": {name: 1e3 * value / count[0] for name, value in parts.items()},
     }
+
+
+def parallel_throughput(examples: int = 200, workers: int = 2) -> dict[str, object]:
+    """:func:`throughput` in ``workers`` processes at once (each its own Hypothesis seed and
+    ``examples`` checks), as ``pytest -n`` runs the suite: checks per second of all of them,
+    timed from a common start (after every worker's warm-up) to the last one's end."""
+    import multiprocessing  # noqa: PLC0415
+
+    context = multiprocessing.get_context("spawn")  # no fork of a process with BLAS and torch threads
+    barrier, results = context.Barrier(workers), context.Queue()
+    processes = [
+        context.Process(target=_throughput_worker, args=(examples, k, barrier, results)) for k in range(workers)
+    ]
+    for p in processes:
+        p.start()
+    outcomes = [results.get() for _ in processes]
+    for p in processes:
+        p.join()
+    longest = max(o["seconds"] for o in outcomes)
+    checks = sum(o["examples"] for o in outcomes)
+    return {"workers": workers, "examples": checks, "seconds": longest, "checks_per_second": checks / longest}
+
+
+def _throughput_worker(examples: int, seed: int, barrier, results) -> None:
+    results.put(throughput(examples, seed=seed, ready=barrier.wait))
 
 
 def fd_seconds_per_copy(case: Case, copies: int = 32) -> float:
