@@ -16,10 +16,12 @@ For a gradient tensor with oracle values ``o`` and analytic values ``a``,
 * ``conditioning`` (per tensor, absolute): 16 times the largest change of the
   exact gradient when every parameter and input, and every layer's states
   after every step, are perturbed by eps of the implementation's dtype
-  (relative, random signs), measured with the float64 reference. It is
-  negligible for ordinary cases and large only for ill-conditioned ones
-  (long identity-cell sequences, exploding states), where no implementation
-  in that dtype can do better.
+  (relative, random signs), and the loss head's gradient dy by eps times the
+  terms it is the difference of (:func:`reference.losses.gradient_terms`),
+  measured with the float64 reference. It is negligible for ordinary cases
+  and large only for ill-conditioned ones (long identity-cell sequences,
+  exploding states, a confident softmax whose dy = p - 1 is far smaller than
+  p), where no implementation in that dtype can do better.
 
 * ``oracle_error``: the oracle's own per-element error estimate
   (finite-difference oracles), times ``k = 4``.
@@ -38,7 +40,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -89,23 +91,33 @@ def conditioning_allowance(case: Case, exact: tuple[float, Mapping[str, np.ndarr
     h0, c0 perturbed by ``eps(case dtype)`` relative, and every layer's new
     states h_t, c_t perturbed alike after every step (random signs, seeded
     from the case): rounding happens at every step, and in a chaotic
-    recurrence that compounds far beyond one perturbation of the inputs.
+    recurrence that compounds far beyond one perturbation of the inputs. The
+    head's dy is perturbed by eps times the terms it is formed from
+    (:func:`reference.losses.gradient_terms`): found by the false-alarm study,
+    a float32 softmax at p = 0.999 rounds dy = p - 1 to 6e-5 relative, which
+    perturbing only the inputs put at a sixth of that.
     Returns ``CONDITIONING_SAFETY * max |change|`` per tensor, plus ``"loss"``.
     ``exact`` is the reference's ``grads`` at the (float64) case itself, if
     the caller has it.
     """
-    from reference.lstm import grads  # noqa: PLC0415 (oracles -> reference only when used)
+    # oracles -> reference only when used
+    from reference.losses import gradient_terms, scored_steps  # noqa: PLC0415
+    from reference.lstm import backward, forward, grads  # noqa: PLC0415
 
     exact_case = case.astype("float64")
     eps = float(np.finfo(case.config.np_dtype).eps)
     loss0, g0 = grads(exact_case) if exact is None else exact
     rng = np.random.default_rng([0x5EED, 0 if case.seed is None else int(case.seed) & 0xFFFFFFFF])
 
+    def signs(shape: tuple[int, ...]) -> np.ndarray:
+        """Random ±1 (the values rng.choice([-1.0, 1.0]) would draw, at half its cost)."""
+        return 2.0 * rng.integers(0, 2, size=shape) - 1.0
+
     def factors(shape: tuple[int, ...]) -> np.ndarray:
-        """1 ± eps with random signs (the values rng.choice([-1.0, 1.0]) would draw, at half its cost)."""
-        return 1.0 + eps * (2.0 * rng.integers(0, 2, size=shape) - 1.0)
+        return 1.0 + eps * signs(shape)
 
     cfg = exact_case.config
+    scored = scored_steps(cfg, exact_case.targets, exact_case.lengths)
     worst = dict.fromkeys([*g0, "loss"], 0.0)
     for _ in range(_CONDITIONING_PROBES):
         arrays = {name: a * factors(a.shape) for name, a in exact_case.arrays().items()}
@@ -116,7 +128,10 @@ def conditioning_allowance(case: Case, exact: tuple[float, Mapping[str, np.ndarr
             h *= next(step_factors)
             c *= next(step_factors)
 
-        loss1, g1 = grads(exact_case.with_arrays(arrays), perturb=per_step)
+        result, cache = forward(exact_case.with_arrays(arrays), perturb=per_step)
+        terms = gradient_terms(result.y, cfg, scored)
+        dy = cache.dy + eps * terms * signs(terms.shape)
+        loss1, g1 = result.loss, backward(replace(cache, dy=dy)).grads
         for name in g0:
             worst[name] = max(worst[name], float(np.max(np.abs(np.asarray(g1[name]) - g0[name]), initial=0.0)))
         worst["loss"] = max(worst["loss"], abs(float(loss1) - float(loss0)))

@@ -10,6 +10,7 @@ from oracles.compare import (
     GradientMismatchError,
     compare_gradients,
     compare_tensor,
+    conditioning_allowance,
     make_tolerance,
     relative_tolerance,
 )
@@ -84,3 +85,39 @@ def test_severity_is_the_worst_ratio_when_oracle_errors_differ_per_element(case_
     assert result.status == "mismatch" and result.bad == 1 and result.worst.index == (5,)
     assert result.severity == pytest.approx(1e-9 / allowed_5, rel=1e-3), (result.severity, 1e-9 / allowed_5)
     assert result.max_abs_err == pytest.approx(1e-3)  # the largest error is still reported as such
+
+
+def test_conditioning_covers_the_rounding_of_a_confident_softmax():
+    """Found by the false-alarm study: a float32 softmax at p = 0.999 forms dy = p - 1 with a
+    relative error of 6e-5, six times what perturbing the inputs alone allowed for head.weight
+    (the rule held only through rtol). Perturbing dy by eps times its terms covers it."""
+    config = LSTMConfig(
+        input_size=1, hidden_size=2, num_layers=3, output_size=3, seq_len=3, batch_size=1, loss_at="last",
+        loss="cross_entropy", reduction="sum", forget_bias=0.99, cell_output="identity", dtype="float32",
+        final_state=False,
+    )  # fmt: skip
+    case = make_case(config, seed=175, weight_scale=10.0)
+    _, g32 = reference.grads(case)
+    _, g64 = reference.grads(case.astype("float64"))
+    error = float(np.max(np.abs(g32["head.weight"] - g64["head.weight"])))
+    assert error > 4e-5 * float(np.max(np.abs(g64["head.weight"])))  # the case still shows the rounding
+    assert error <= conditioning_allowance(case)["head.weight"]
+
+
+def test_gradient_terms_are_the_parts_dy_is_the_difference_of():
+    from reference.losses import gradient_terms, head_loss, scored_steps  # noqa: PLC0415
+
+    config = LSTMConfig(input_size=2, hidden_size=2, output_size=3, seq_len=2, batch_size=2, reduction="mean")
+    for loss in ("cross_entropy", "mse", "bce"):
+        case = make_case(config.replace(loss=loss), seed=1)
+        scored = scored_steps(case.config, case.targets, case.lengths)
+        y = reference.forward(case)[0].y
+        terms = gradient_terms(y, case.config, scored)
+        dy = head_loss(y, case.config, scored)[1]
+        assert terms.shape == dy.shape
+        assert np.all(terms >= np.abs(dy))
+    confident = np.array([[[30.0, 0.0, 0.0]]])  # softmax ~ (1, 1e-13, 1e-13), target 0
+    scored = scored_steps(config.replace(loss="cross_entropy", seq_len=1, batch_size=1), np.array([0]), None)
+    terms = gradient_terms(confident, config.replace(loss="cross_entropy", seq_len=1, batch_size=1), scored)
+    dy = head_loss(confident, config.replace(loss="cross_entropy", seq_len=1, batch_size=1), scored)[1]
+    assert terms[0, 0, 0] == pytest.approx(1.0, rel=1e-9) and abs(dy[0, 0, 0]) < 1e-12
