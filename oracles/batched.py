@@ -36,6 +36,15 @@ run in chunks (bounded memory; a request's chunks cut small enough that a
 few copies still make several jobs) on a two-thread pool, largest first: numpy's
 ufuncs and BLAS release the GIL.
 
+Note [Sparse first step]
+------------------------
+A copy of a weight or bias of layer l differs from the base, at step 0, in
+one pre-activation row r only, so after step 0 in one unit ``u = r mod H``
+of c_1 and h_1. :meth:`_Partial._first_step` therefore takes every copy's
+h_1, c_1 from the base and recomputes unit u alone from the base's four gate
+pre-activations of that unit plus the copy's correction: 4 values per column
+instead of a GEMM and a 4H-row step, one of T steps of the costliest copies.
+
 Note [Real gates]
 -----------------
 In float64 the sigmoid gates are never formed: the GEMM yields ``-z`` on
@@ -418,13 +427,15 @@ class _Partial:
         self._first: dict[int, np.ndarray] = {}
 
     def _step(self, z: np.ndarray, c: np.ndarray, h: np.ndarray, valid: np.ndarray | None, scratch: np.ndarray):
-        """Gates from signed pre-activations z (4H, N); updates c and h (H, N) in place."""
+        """Gates from signed pre-activations z (4H', N); updates c and h (H', N) in place
+        (H' = H, or 1 for the one unit of :meth:`_first_step`)."""
         if np.iscomplexobj(z):
             self._complex_step(z, c, h, valid, scratch)
             return
+        hidden = z.shape[0] // 4
         # Note [Real gates]: i, f, o hold 1 + exp(-z); dividing by them is multiplying by the gate.
-        _real_activate_(z, self.cfg.hidden_size)
-        i, f, g, o = gate_blocks(z, self.cfg.hidden_size, axis=0)
+        _real_activate_(z, hidden)
+        i, f, g, o = gate_blocks(z, hidden, axis=0)
         np.divide(g, i, out=g)
         if valid is None:
             np.divide(c, f, out=c)
@@ -446,7 +457,7 @@ class _Partial:
 
     def _complex_step(self, z: np.ndarray, c: np.ndarray, h: np.ndarray, valid: np.ndarray | None, scratch):
         """:meth:`_step` in complex128, with the gates themselves (Note [Complex gates])."""
-        hidden = self.cfg.hidden_size
+        hidden = z.shape[0] // 4
         _complex_activate_(z, hidden)
         i, f, g, o = gate_blocks(z, hidden, axis=0)
         f *= c
@@ -534,6 +545,29 @@ class _Partial:
             self._first[layer] = cached  # a benign race: two threads may build the same array
         return cached
 
+    def _first_step(self, base: Base, group: _Group, h: np.ndarray, c: np.ndarray, dtype: np.dtype) -> None:
+        """Step 0 of the perturbed layer for weight and bias copies (Note [Sparse first step]):
+        writes every copy's h_1, c_1 (H, K * B) into ``h`` and ``c``."""
+        p, layer, batch = group.perturb, group.l0, self.cfg.batch_size
+        hidden, k = self.cfg.hidden_size, group.k
+        columns = np.tile(np.arange(batch), k)
+        h[:] = base.h[layer][1][:, columns]
+        c[:] = base.c[layer][1][:, columns]
+        units, gates = p.rows % hidden, p.rows // hidden
+        # The base's signed pre-activations at step 0 of each copy's unit, its four gates: (4, K, B).
+        z0 = self.w_hh[layer] @ base.h[layer][0] + self.sign[:, None] * base.zin[layer][0]
+        z = z0[units[None, :] + hidden * np.arange(4)[:, None]].astype(dtype)
+        if p.source == "bias":
+            z[gates, np.arange(k)] += p.delta[:, None]
+        else:  # the copy's own u_0 or h_0 (both the base's at step 0)
+            coef = (base.u[layer] if p.source == "input" else base.h[layer])[0][p.cols]
+            z[gates, np.arange(k)] += p.delta[:, None] * coef
+        c_unit = base.c[layer][0][units].astype(dtype).reshape(1, -1)
+        h_unit = np.empty_like(c_unit)
+        self._step(z.reshape(4, -1), c_unit, h_unit, None, np.empty_like(c_unit))  # every row is valid at t = 0
+        h.reshape(hidden, k, batch)[units, np.arange(k)] = h_unit.reshape(k, batch)
+        c.reshape(hidden, k, batch)[units, np.arange(k)] = c_unit.reshape(k, batch)
+
     def run_group(self, base: Base, group: _Group, dtype: np.dtype) -> np.ndarray:
         with np.errstate(over="ignore"):  # per thread: numpy's error state is thread-local
             return self._run_group(base, group, dtype)
@@ -571,9 +605,14 @@ class _Partial:
         tmp = np.empty_like(z) if top > 0 else None
         scratch = np.empty((hidden, n), dtype=dtype)
         outputs = np.empty((hidden, t_len - t0, n), dtype=dtype)  # the top layer's h_t, for the head
+        sparse_first = isinstance(group.perturb, _RowCorrection)  # these groups start at t0 = 0
+        if sparse_first:
+            self._first_step(base, group, h[0], c[0], dtype)
         for t in range(t0, t_len):
             valid = None if self.valid is None else self.valid[t][column_rows][None, :]
             for offset, layer in enumerate(layers):
+                if offset == 0 and t == 0 and sparse_first:
+                    continue
                 if offset == 0:
                     _matmul(w_first[t], first, z)
                     group.perturb.correct(t, z.reshape(4 * hidden, k, r), h[0].reshape(hidden, k, r))
