@@ -100,6 +100,8 @@ from reference.layout import (
     gate_row_vector,
     gradient_shapes,
     parse_name,
+    rows_to_gate_units,
+    unit_rows,
     weight_hh,
     weight_ih,
 )
@@ -553,10 +555,10 @@ class _Partial:
         columns = np.tile(np.arange(batch), k)
         h[:] = base.h[layer][1][:, columns]
         c[:] = base.c[layer][1][:, columns]
-        units, gates = p.rows % hidden, p.rows // hidden
+        gates, units = rows_to_gate_units(p.rows, hidden)
         # The base's signed pre-activations at step 0 of each copy's unit, its four gates: (4, K, B).
         z0 = self.w_hh[layer] @ base.h[layer][0] + self.sign[:, None] * base.zin[layer][0]
-        z = z0[units[None, :] + hidden * np.arange(4)[:, None]].astype(dtype)
+        z = z0[unit_rows(units, hidden)].astype(dtype)
         if p.source == "bias":
             z[gates, np.arange(k)] += p.delta[:, None]
         else:  # the copy's own u_0 or h_0 (both the base's at step 0)

@@ -48,6 +48,8 @@ __all__ = [
     "gate_blocks",
     "gate_row_vector",
     "row_to_gate_unit",
+    "rows_to_gate_units",
+    "unit_rows",
     "stack_gates",
     "weight_ih",
     "weight_hh",
@@ -110,8 +112,19 @@ def gate_row_vector(values: Mapping[str, float], hidden_size: int, dtype=np.floa
 
 def row_to_gate_unit(row: int, hidden_size: int) -> tuple[str, int]:
     """Gate and unit of row ``row`` of a 4H-row array: ``divmod(row, H)``."""
-    k, unit = divmod(int(row), hidden_size)
-    return GATES[k], unit
+    k, unit = rows_to_gate_units(np.asarray(row), hidden_size)
+    return GATES[int(k)], int(unit)
+
+
+def rows_to_gate_units(rows: np.ndarray, hidden_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`row_to_gate_unit` of many rows: each row's gate (its position in GATES) and unit."""
+    return np.divmod(rows, hidden_size)
+
+
+def unit_rows(units: np.ndarray, hidden_size: int) -> np.ndarray:
+    """(4, K): the rows of each of ``units`` (K,) in the gate blocks i, f, g, o of a 4H-row array."""
+    every = np.arange(4 * hidden_size)
+    return np.stack([every[gate_slice(gate, hidden_size)][units] for gate in GATES])
 
 
 def stack_gates(blocks: Mapping[str, np.ndarray], axis: int = 0) -> np.ndarray:

@@ -129,3 +129,16 @@ def test_weight_maps_are_permutations_so_they_convert_gradients_too(layer):
     assert sorted(kernel.ravel()) == sorted(flat)
     sep = to_separate(*layer)
     assert stack_gates(sep.w_x).shape == w_ih.shape
+
+
+def test_rows_of_units_and_gate_units_of_rows_invert_each_other():
+    from reference.layout import gate_slice, rows_to_gate_units, unit_rows  # noqa: PLC0415
+
+    hidden = 3
+    rows = unit_rows(np.array([0, 2, 1]), hidden)
+    assert rows.shape == (4, 3)
+    for k, gate in enumerate(GATES):
+        assert np.all((rows[k] >= gate_slice(gate, hidden).start) & (rows[k] < gate_slice(gate, hidden).stop))
+        gates, units = rows_to_gate_units(rows[k], hidden)
+        np.testing.assert_array_equal(gates, k)
+        np.testing.assert_array_equal(units, [0, 2, 1])
