@@ -73,10 +73,10 @@ saturates), and sin, cos, tan of ``|b| < 1e-3`` by their Taylor series to
 full double precision (numpy's take 7 ns an element). They are exact
 identities, not linearizations: any imaginary part gives the complex value.
 The real forward divides by ``1 + exp(-z)`` (Note [Real gates]), relatively accurate
-for every z (a saturated gate keeps all its digits). These are written here
-, not taken from :func:`reference.activations.activate_gates`,
-because the forward needs no derivatives: that function also computes them, at
-about three times the cost of the activations alone.
+for every z (a saturated gate keeps all its digits). These are written here,
+not taken from :func:`reference.activations.activate_gates`, because the
+forward needs no derivatives: that function also computes them, at about
+three times the cost of the activations alone.
 """
 
 from __future__ import annotations
@@ -94,6 +94,7 @@ from threadpoolctl import ThreadpoolController
 from reference.case import Case
 from reference.config import LSTMConfig
 from reference.layout import (
+    GATES,
     HEAD_BIAS,
     HEAD_WEIGHT,
     gate_blocks,
@@ -215,7 +216,7 @@ def _complex_activate_(z: np.ndarray, hidden: int) -> None:
 
     The sigmoid rows arrive negated (see :func:`gate_signs`), which saves a pass.
     """
-    for gate, block in zip("ifgo", gate_blocks(z, hidden, axis=0), strict=True):
+    for gate, block in zip(GATES, gate_blocks(z, hidden, axis=0), strict=True):
         (complex_tanh if gate == "g" else _complex_sigmoid_of_negated)(block, block)
 
 
@@ -226,7 +227,7 @@ def _real_activate_(z: np.ndarray, hidden: int) -> None:
     by them. ``exp`` overflowing to inf gives a gate of exactly 0 there (run_group ignores the
     warning).
     """
-    for gate, block in zip("ifgo", gate_blocks(z, hidden, axis=0), strict=True):
+    for gate, block in zip(GATES, gate_blocks(z, hidden, axis=0), strict=True):
         if gate == "g":
             np.tanh(block, out=block)
         else:

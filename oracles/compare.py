@@ -129,7 +129,7 @@ def conditioning_allowance(case: Case, exact: tuple[float, Mapping[str, np.ndarr
             c *= next(step_factors)
 
         result, cache = forward(exact_case.with_arrays(arrays), perturb=per_step)
-        terms = gradient_terms(result.y, cfg, scored)
+        terms = gradient_terms(cache.dy, cfg, scored)
         dy = cache.dy + eps * terms * signs(terms.shape)
         loss1, g1 = result.loss, backward(replace(cache, dy=dy)).grads
         for name in g0:

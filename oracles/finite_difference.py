@@ -264,18 +264,15 @@ Estimates = dict[str, tuple[np.ndarray, np.ndarray, int]]
 def _central_at(base: Base, todo: Mapping[str, tuple[np.ndarray, np.ndarray]], noise: float) -> Estimates:
     """Central differences and their per-element bounds at steps ``h`` for elements ``idx``,
     ``todo[name] = (idx, h)``; 3 evaluations each plus the δ = 0 copies, in one pool of jobs."""
-    requests, firsts = [], {}
-    for name, (idx, h) in todo.items():
-        requests.append((name, np.concatenate([idx, idx, idx]), np.concatenate([h, -h, 2.0 * h])))
-        first, firsts[name] = base_copies(base.config, name, idx)
-        requests.append((name, first, np.zeros(len(first))))
-    values = iter(partial_losses_many(base, requests))
+    pm = [(name, np.tile(idx, 2), np.concatenate([h, -h])) for name, (idx, h) in todo.items()]
+    third, place = _third_requests(base, todo)
+    values = iter(partial_losses_many(base, pm + third))
+    f = {name: next(values).reshape(2, -1) for name in todo}
     out: Estimates = {}
     for name, (idx, h) in todo.items():
-        n = len(idx)
-        f, f0 = next(values), next(values)
-        d, err = central_estimate(f[:n], f[n : 2 * n], f[2 * n :], f0[firsts[name]], h, noise)
-        out[name] = (d, err, 3 * n + len(f0))
+        f2, f0 = next(values), next(values)
+        d, err = central_estimate(f[name][0], f[name][1], f2, f0[place[name]], h, noise)
+        out[name] = (d, err, 3 * len(idx) + len(f0))
     return out
 
 
@@ -296,15 +293,18 @@ def sample_top(d: np.ndarray, drawn: np.ndarray) -> np.ndarray:
     return np.sort(order[~np.isin(order, drawn)][:TRUNCATION_SAMPLE_TOP])
 
 
-def _third_requests(base: Base, elements: Mapping[str, np.ndarray], steps: Mapping[str, np.ndarray]) -> list:
-    """What the third differences of ``elements[name]`` need beyond L(θ ± h): L(θ + 2h) at each,
-    and the δ = 0 copies (:func:`oracles.batched.base_copies`), two requests per tensor."""
-    out = []
-    for name, idx in elements.items():
-        out.append((name, idx, 2.0 * steps[name][idx]))
-        first, _ = base_copies(base.config, name, idx)
-        out.append((name, first, np.zeros(len(first))))
-    return out
+def _third_requests(
+    base: Base, todo: Mapping[str, tuple[np.ndarray, np.ndarray]]
+) -> tuple[list[tuple[str, np.ndarray, np.ndarray]], dict[str, np.ndarray]]:
+    """What the third differences of elements ``idx`` at steps ``h`` (``todo[name] = (idx, h)``)
+    need beyond L(θ ± h): L(θ + 2h) at each, and the δ = 0 copies
+    (:func:`oracles.batched.base_copies`), two requests per tensor in ``todo``'s order. Also,
+    per tensor, where each element's own δ = 0 value sits in the second request's result."""
+    requests, place = [], {}
+    for name, (idx, h) in todo.items():
+        first, place[name] = base_copies(base.config, name, idx)
+        requests += [(name, idx, 2.0 * h), (name, first, np.zeros(len(first)))]
+    return requests, place
 
 
 def _richardson_at(
@@ -382,16 +382,18 @@ def central_gradient(case: Case, names: Sequence[str] | None = None, *, base: Ba
     # (partial_losses_many); then the few largest |D| of each tensor complete the samples.
     drawn = {name: truncation_sample(h.size, rng) for name, h in steps.items()}
     requests = [(name, np.tile(np.arange(h.size), 2), np.concatenate([h, -h])) for name, h in steps.items()]
-    values = iter(partial_losses_many(base, requests + _third_requests(base, drawn, steps)))
+    sampled, place = _third_requests(base, {name: (idx, steps[name][idx]) for name, idx in drawn.items()})
+    values = iter(partial_losses_many(base, requests + sampled))
     f = {name: next(values).reshape(2, -1) for name in steps}
     f2, f0 = {}, {}
     for name, h in steps.items():
-        f2[name], f0[name] = next(values), next(values)[base_copies(base.config, name, drawn[name])[1]]
+        f2[name], f0[name] = next(values), next(values)[place[name]]
         grads[name] = (f[name][0] - f[name][1]) / (2.0 * h)
     top = {name: sample_top(grads[name], drawn[name]) for name in steps}
-    values = iter(partial_losses_many(base, _third_requests(base, top, steps)))
+    sampled, place = _third_requests(base, {name: (idx, steps[name][idx]) for name, idx in top.items()})
+    values = iter(partial_losses_many(base, sampled))
     for name, h in steps.items():
-        top_f2, top_f0 = next(values), next(values)[base_copies(base.config, name, top[name])[1]]
+        top_f2, top_f0 = next(values), next(values)[place[name]]
         sample = np.concatenate([drawn[name], top[name]])
         at_2h = np.concatenate([f2[name], top_f2])
         at_0 = np.concatenate([f0[name], top_f0])

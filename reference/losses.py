@@ -115,24 +115,22 @@ def head_loss(
     return loss, dy
 
 
-def gradient_terms(y: np.ndarray, config: LSTMConfig, scored: ScoredSteps) -> np.ndarray:
-    """|a| + |a - b| for dl/dy = a - b (module docstring), scaled as ``dy`` is: the size of
-    what an implementation rounds when it forms dy in its own dtype (..., T, B, O).
+def gradient_terms(dy: np.ndarray, config: LSTMConfig, scored: ScoredSteps) -> np.ndarray:
+    """|a| + |a - b| for dl/dy = a - b (module docstring), scaled as ``dy`` is, from ``dy``
+    (..., T, B, O) as :func:`head_loss` returns it: the size of what an implementation
+    rounds when it forms dy in its own dtype.
 
-    ``a`` is softmax(y), 2 y or sigmoid(y), ``b`` the exact target term. Where
-    ``a`` nearly equals ``b`` (a confident, right prediction) dy is far smaller
-    than ``a``, and rounding ``a`` to float32 alone moves dy by eps |a|: a
-    relative error of eps |a| / |dy|, which no perturbation of the inputs shows.
+    ``a`` is softmax(y), 2 y or sigmoid(y), ``b`` the exact target term, so
+    ``a = dy + b`` (scaled alike). Where ``a`` nearly equals ``b`` (a confident,
+    right prediction) dy is far smaller than ``a``, and rounding ``a`` to
+    float32 alone moves dy by eps |a|: a relative error of eps |a| / |dy|,
+    which no perturbation of the inputs shows.
     """
-    real = np.asarray(y).real
+    dy = np.asarray(dy).real
     if config.loss == "cross_entropy":
-        a = np.exp(real - np.max(real, axis=-1, keepdims=True))
-        a /= np.sum(a, axis=-1, keepdims=True)
-        b = np.zeros_like(a)
-        np.put_along_axis(b, scored.targets[..., None], 1.0, axis=-1)
-    elif config.loss == "mse":
-        a, b = 2 * real, 2 * scored.targets
+        b = np.zeros_like(dy)
+        np.put_along_axis(b, np.broadcast_to(scored.targets[..., None], (*dy.shape[:-1], 1)), 1.0, axis=-1)
     else:
-        a, b = sigmoid(real), scored.targets
-    weight = scored.weight.astype(real.dtype)[..., None] / scored.count
-    return (np.abs(a) + np.abs(a - b)) * weight
+        b = np.broadcast_to(scored.targets * (2.0 if config.loss == "mse" else 1.0), dy.shape)
+    b = b * (scored.weight.astype(dy.dtype)[..., None] / scored.count)
+    return np.abs(dy + b) + np.abs(dy)

@@ -105,6 +105,9 @@ def test_conditioning_covers_the_rounding_of_a_confident_softmax():
 
 
 def test_gradient_terms_are_the_parts_dy_is_the_difference_of():
+    """|a| + |a - b| with a = softmax(y), 2 y or sigmoid(y) and b the target term, written out
+    here independently of how gradient_terms recovers a from dy."""
+    from reference.activations import sigmoid  # noqa: PLC0415
     from reference.losses import gradient_terms, head_loss, scored_steps  # noqa: PLC0415
 
     config = LSTMConfig(input_size=2, hidden_size=2, output_size=3, seq_len=2, batch_size=2, reduction="mean")
@@ -112,12 +115,19 @@ def test_gradient_terms_are_the_parts_dy_is_the_difference_of():
         case = make_case(config.replace(loss=loss), seed=1)
         scored = scored_steps(case.config, case.targets, case.lengths)
         y = reference.forward(case)[0].y
-        terms = gradient_terms(y, case.config, scored)
+        if loss == "cross_entropy":
+            a = np.exp(y) / np.sum(np.exp(y), axis=-1, keepdims=True)
+            b = np.eye(3)[case.targets.reshape(2, 2)]
+        elif loss == "mse":
+            a, b = 2 * y, 2 * case.targets
+        else:
+            a, b = sigmoid(y), case.targets
+        expected = (np.abs(a) + np.abs(a - b)) * scored.weight[..., None] / scored.count
         dy = head_loss(y, case.config, scored)[1]
-        assert terms.shape == dy.shape
-        assert np.all(terms >= np.abs(dy))
-    confident = np.array([[[30.0, 0.0, 0.0]]])  # softmax ~ (1, 1e-13, 1e-13), target 0
-    scored = scored_steps(config.replace(loss="cross_entropy", seq_len=1, batch_size=1), np.array([0]), None)
-    terms = gradient_terms(confident, config.replace(loss="cross_entropy", seq_len=1, batch_size=1), scored)
-    dy = head_loss(confident, config.replace(loss="cross_entropy", seq_len=1, batch_size=1), scored)[1]
-    assert terms[0, 0, 0] == pytest.approx(1.0, rel=1e-9) and abs(dy[0, 0, 0]) < 1e-12
+        np.testing.assert_allclose(gradient_terms(dy, case.config, scored), expected, rtol=1e-12, atol=1e-15)
+    # A confident, right softmax: dy is ~1e-13, its terms ~1.
+    one = config.replace(loss="cross_entropy", seq_len=1, batch_size=1)
+    scored = scored_steps(one, np.array([0]), None)
+    dy = head_loss(np.array([[[30.0, 0.0, 0.0]]]), one, scored)[1]
+    assert abs(dy[0, 0, 0]) < 1e-12
+    assert gradient_terms(dy, one, scored)[0, 0, 0] == pytest.approx(1.0, rel=1e-9)
