@@ -131,7 +131,7 @@ def conditioning_allowance(case: Case, exact: tuple[float, Mapping[str, np.ndarr
         result, cache = forward(exact_case.with_arrays(arrays), perturb=per_step)
         terms = gradient_terms(cache.dy, cfg, scored)
         dy = cache.dy + eps * terms * signs(terms.shape)
-        loss1, g1 = result.loss, backward(replace(cache, dy=dy)).grads
+        loss1, g1 = result.loss, backward(replace(cache, dy=dy), overwrite_cache=True).grads
         for name in g0:
             worst[name] = max(worst[name], float(np.max(np.abs(np.asarray(g1[name]) - g0[name]), initial=0.0)))
         worst["loss"] = max(worst["loss"], abs(float(loss1) - float(loss0)))

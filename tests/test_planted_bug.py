@@ -23,10 +23,10 @@ LOCATED = re.compile(
 def _without_recurrent_dh(real):
     """The real layer backward with W_hh^T dz_{t+1} dropped from dh_t (seed 004's eq. (3))."""
 
-    def layer_backward(cache, dh_out, dh_n=None, dc_n=None):
+    def layer_backward(cache, dh_out, dh_n=None, dc_n=None, **options):
         # w_hh enters the layer backward only through the recurrent term, so zeroing it drops exactly
         # that term between steps; the gradient to h0 is still formed from step 0's (now wrong) deltas.
-        wrong = real(dataclasses.replace(cache, w_hh=np.zeros_like(cache.w_hh)), dh_out, dh_n, dc_n)
+        wrong = real(dataclasses.replace(cache, w_hh=np.zeros_like(cache.w_hh)), dh_out, dh_n, dc_n, **options)
         return dataclasses.replace(wrong, dh0=wrong.dz[0] @ cache.w_hh)
 
     return layer_backward

@@ -97,8 +97,8 @@ def test_per_step_and_suffix_localization_agree_on_a_missing_recurrent_term():
     def run_wrong(case):
         real = lstm.layer_backward
 
-        def layer_backward(cache, dh_out, dh_n=None, dc_n=None):
-            wrong = real(dataclasses.replace(cache, w_hh=np.zeros_like(cache.w_hh)), dh_out, dh_n, dc_n)
+        def layer_backward(cache, dh_out, dh_n=None, dc_n=None, **options):
+            wrong = real(dataclasses.replace(cache, w_hh=np.zeros_like(cache.w_hh)), dh_out, dh_n, dc_n, **options)
             return dataclasses.replace(wrong, dh0=wrong.dz[0] @ cache.w_hh)
 
         lstm.layer_backward = layer_backward
