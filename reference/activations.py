@@ -27,7 +27,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from reference.layout import gate_blocks, gate_row_vector
+from reference.layout import gate_row_vector, gate_slice
 
 __all__ = ["GateConstants", "gate_constants", "activate_gates", "sigmoid", "sigmoid_and_grad"]
 
@@ -37,12 +37,14 @@ class GateConstants:
     (-1 on the sigmoid rows i, f, o; -2 on the tanh rows g), folded into the
     forward's weights and biases so that one GEMM yields ``e = -s z``."""
 
-    __slots__ = ("neg_s", "hidden_size", "max_exponent")
+    __slots__ = ("neg_s", "hidden_size", "max_exponent", "g_rows", "clamp")
 
     def __init__(self, hidden_size: int, dtype: np.dtype) -> None:
         real = np.empty(0, dtype=dtype).real.dtype
         self.hidden_size = hidden_size
         self.max_exponent = _max_exponent(real)
+        self.g_rows = gate_slice("g", hidden_size)
+        self.clamp = np.dtype(dtype).kind != "c"  # complex step: no clamp (see the Note)
         self.neg_s = gate_row_vector({"i": -1.0, "f": -1.0, "g": -2.0, "o": -1.0}, hidden_size, real)
         self.neg_s.setflags(write=False)
 
@@ -65,19 +67,20 @@ def activate_gates(e: np.ndarray, consts: GateConstants, out: np.ndarray) -> np.
     pre-activation (``E r^2`` on the sigmoid rows, ``4 E r^2`` on the tanh rows),
     which it returns.
     """
-    hidden = consts.hidden_size
-    e_g, out_g = gate_blocks(e, hidden)[2], gate_blocks(out, hidden)[2]
+    # Called once per step: the g rows come from a slice made once per (H, dtype), not gate_blocks.
+    e_g, out_g = e[..., consts.g_rows], out[..., consts.g_rows]
     tanh_g = np.multiply(e_g, -0.5)  # z_g, before e is clamped and exponentiated
     # Clamping is rarely needed: a read-only max is four times cheaper than np.minimum.
-    if not np.iscomplexobj(e) and e.max() > consts.max_exponent:
+    if consts.clamp and e.max() > consts.max_exponent:
         np.minimum(e, consts.max_exponent, out=e)
     np.exp(e, out=e)  # E
     np.add(e, 1.0, out=out)
     np.divide(1.0, out, out=out)  # r: the sigmoid rows are done (divide: twice np.reciprocal's speed here)
 
-    e *= out
-    e *= out  # E r^2
-    e_g *= 4.0  # a view of e's tanh rows
+    # Per step: np.multiply(a, b, out=a) costs 0.6 us less than a *= b.
+    np.multiply(e, out, out=e)
+    np.multiply(e, out, out=e)  # E r^2
+    np.multiply(e_g, 4.0, out=e_g)  # a view of e's tanh rows
 
     np.tanh(tanh_g, out=out_g)
     return e
