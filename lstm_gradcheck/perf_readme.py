@@ -33,7 +33,9 @@ def render(data: dict) -> str:
         lines += [
             "**The reference against torch.nn.LSTM** (forward + backward, B=32, T=100, I=128, H=256, O=8, "
             "cross_entropy at every step; goals for one layer: float64 at most 0.8x torch's time, float32 at most "
-            "1.5x). The two take turns, each turn after an untimed pass; the ratio is the median of the pairs':",
+            "1.5x). The two take turns in rounds over the rows; each turn is an untimed pass, then the shortest "
+            "of three timed passes; the ratio is the median of the pairs', and `reference` and `torch.nn.LSTM` "
+            "are the medians of each turn's shortest pass:",
             "",
             "| dtype | layers | reference | torch.nn.LSTM | ratio | pairs' ratios |",
             "|---|---|---|---|---|---|",
