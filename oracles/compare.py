@@ -59,6 +59,8 @@ __all__ = [
     "CheckResult",
     "GradientMismatchError",
     "relative_tolerance",
+    "Answer",
+    "exact_answer",
     "conditioning_allowance",
     "make_tolerance",
     "compare_tensor",
@@ -84,7 +86,24 @@ def relative_tolerance(dtype: str) -> float:
     return 2.0 * float(np.finfo(np.dtype(dtype)).eps) ** RTOL_EXPONENT
 
 
-def conditioning_allowance(case: Case, exact: tuple[float, Mapping[str, np.ndarray]] | None = None) -> dict[str, float]:
+#: An implementation's answer on a case: its loss and every gradient by name.
+Answer = tuple[float, Mapping[str, np.ndarray]]
+
+
+def exact_answer(case: Case) -> Answer:
+    """The exact answer on ``case``: the float64 reference's loss and gradients at
+    ``case.astype("float64")`` (the case itself when it is float64).
+
+    Floating-point warnings are off: a case on which the model overflows is for
+    :func:`unjudgeable` to name, not for numpy to warn about.
+    """
+    from reference.lstm import grads  # noqa: PLC0415 (oracles -> reference only when used)
+
+    with np.errstate(all="ignore"):
+        return grads(case.astype("float64"))
+
+
+def conditioning_allowance(case: Case, exact: Answer | None = None) -> dict[str, float]:
     """Per-tensor absolute allowance for the problem's conditioning (Note [Tolerance rule]).
 
     Each probe reruns the exact float64 reference with every parameter and x,
@@ -97,16 +116,15 @@ def conditioning_allowance(case: Case, exact: tuple[float, Mapping[str, np.ndarr
     a float32 softmax at p = 0.999 rounds dy = p - 1 to 6e-5 relative, which
     perturbing only the inputs put at a sixth of that.
     Returns ``CONDITIONING_SAFETY * max |change|`` per tensor, plus ``"loss"``.
-    ``exact`` is the reference's ``grads`` at the (float64) case itself, if
-    the caller has it.
+    ``exact`` is :func:`exact_answer` on the case, if the caller has it.
     """
     # oracles -> reference only when used
     from reference.losses import gradient_terms, scored_steps  # noqa: PLC0415
-    from reference.lstm import backward, forward, grads  # noqa: PLC0415
+    from reference.lstm import backward, forward  # noqa: PLC0415
 
     exact_case = case.astype("float64")
     eps = float(np.finfo(case.config.np_dtype).eps)
-    loss0, g0 = grads(exact_case) if exact is None else exact
+    loss0, g0 = exact_answer(case) if exact is None else exact
     rng = np.random.default_rng([0x5EED, 0 if case.seed is None else int(case.seed) & 0xFFFFFFFF])
 
     def signs(shape: tuple[int, ...]) -> np.ndarray:
@@ -118,11 +136,16 @@ def conditioning_allowance(case: Case, exact: tuple[float, Mapping[str, np.ndarr
 
     cfg = exact_case.config
     scored = scored_steps(cfg, exact_case.targets, exact_case.lengths)
+    inputs = exact_case.arrays()
+    steps_shape = (2 * cfg.num_layers * cfg.seq_len, cfg.batch_size, cfg.hidden_size)
+    # Every array's factors, then every step's for h_t and c_t of every layer, in one draw: the
+    # generator hands out the same values whether drawn at once or array by array, at a tenth of the calls.
+    ends = np.cumsum([a.size for a in inputs.values()])
     worst = dict.fromkeys([*g0, "loss"], 0.0)
     for _ in range(_CONDITIONING_PROBES):
-        arrays = {name: a * factors(a.shape) for name, a in exact_case.arrays().items()}
-        # Every step's factors for h_t and c_t of every layer, drawn at once: one draw, not 2 L T.
-        step_factors = iter(factors((2 * cfg.num_layers * cfg.seq_len, cfg.batch_size, cfg.hidden_size)))
+        *pieces, steps = np.split(factors((int(ends[-1]) + math.prod(steps_shape),)), ends)
+        arrays = {name: a * f.reshape(a.shape) for (name, a), f in zip(inputs.items(), pieces, strict=True)}
+        step_factors = iter(steps.reshape(steps_shape))
 
         def per_step(h: np.ndarray, c: np.ndarray, step_factors=step_factors) -> None:
             h *= next(step_factors)
@@ -136,25 +159,21 @@ def conditioning_allowance(case: Case, exact: tuple[float, Mapping[str, np.ndarr
             worst[name] = max(worst[name], float(np.max(np.abs(np.asarray(g1[name]) - g0[name]), initial=0.0)))
         worst["loss"] = max(worst["loss"], abs(float(loss1) - float(loss0)))
     # The loss also gets the first-order bound of rounding every input: eps * sum |dL/dθ| |θ|.
-    arrays = exact_case.arrays()
-    first_order = eps * sum(float(np.sum(np.abs(g0[n] * arrays[n]))) for n in g0 if n in arrays)
+    first_order = eps * sum(float(np.sum(np.abs(g0[n] * inputs[n]))) for n in g0 if n in inputs)
     worst["loss"] = max(worst["loss"], first_order)
     return {name: CONDITIONING_SAFETY * value for name, value in worst.items()}
 
 
-def unjudgeable(case: Case, exact: tuple[float, Mapping[str, np.ndarray]] | None = None) -> str | None:
+def unjudgeable(case: Case, exact: Answer | None = None) -> str | None:
     """Why no implementation can be judged on ``case`` (None if it can).
 
-    The exact (float64 reference) loss and gradients must be finite and below
-    sqrt(largest float of the case's dtype) in magnitude: beyond that the
-    forward overflows (exploding identity-cell states, say) or a correct
-    implementation in that dtype cannot represent the answer.
+    The exact answer (:func:`exact_answer`, or ``exact`` if the caller has it)
+    must be finite and below sqrt(largest float of the case's dtype) in
+    magnitude: beyond that the forward overflows (exploding identity-cell
+    states, say) or a correct implementation in that dtype cannot represent
+    the answer.
     """
-    from reference.lstm import grads  # noqa: PLC0415
-
-    exact_case = case.astype("float64")
-    with np.errstate(all="ignore"):
-        loss, g = grads(exact_case) if exact is None else exact
+    loss, g = exact_answer(case) if exact is None else exact
     limit = float(np.sqrt(np.finfo(case.config.np_dtype).max))
     values = [("the loss", np.asarray(loss, dtype=np.float64))] + [(f"d{n}", np.asarray(v)) for n, v in g.items()]
     for what, value in values:

@@ -1,7 +1,7 @@
 """Hypothesis strategies for cases of the contract, built from small parts.
 
 ``dims`` -> ``configs`` -> ``lengths_for``, ``weight_scales``, ``SEEDS`` ->
-``cases``. The arrays come from the reference's seeded part builders
+``judged_cases`` -> ``cases``. The arrays come from the reference's seeded part builders
 (params, inputs, targets, final-state gradients), so they are fast to draw
 and every case is reproducible from its seed; shapes and settings are drawn
 directly, so a failure shrinks towards the simplest case that still fails:
@@ -23,14 +23,14 @@ gradients.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
 import numpy as np
 from hypothesis import assume
 from hypothesis import strategies as st
 
-from oracles.compare import unjudgeable
+from oracles.compare import Answer, exact_answer, unjudgeable
 from reference.case import Case, make_case
 from reference.config import CHOICES, LSTMConfig
 
@@ -46,6 +46,8 @@ __all__ = [
     "lengths_for",
     "weight_scales",
     "SEEDS",
+    "Judged",
+    "judged_cases",
     "cases",
 ]
 
@@ -182,18 +184,24 @@ def _configs_of(space: CaseSpace) -> st.SearchStrategy[LSTMConfig]:
     return configs(space)
 
 
-@lru_cache(maxsize=4096)
 def lengths_for(config: LSTMConfig, space: CaseSpace = DEFAULT_SPACE) -> st.SearchStrategy[np.ndarray | None]:
     """``None`` first, else B lengths in [1, T] (shrinking towards T, i.e. no padding);
     always lengths when ``space.require_lengths``."""
-    if not space.with_lengths:
+    return _lengths(config.seq_len, config.batch_size, space.with_lengths, space.require_lengths)
+
+
+# Keyed by the four values the strategy depends on, not by the whole config: nearly every
+# drawn config is new, and a new strategy object costs more to validate than to draw from.
+@lru_cache(maxsize=4096)
+def _lengths(
+    seq_len: int, batch_size: int, with_lengths: bool, require_lengths: bool
+) -> st.SearchStrategy[np.ndarray | None]:
+    if not with_lengths:
         return st.none()
     lengths = st.lists(
-        st.integers(0, config.seq_len - 1).map(lambda k: config.seq_len - k),
-        min_size=config.batch_size,
-        max_size=config.batch_size,
+        st.integers(0, seq_len - 1).map(lambda k: seq_len - k), min_size=batch_size, max_size=batch_size
     ).map(lambda xs: np.asarray(xs, dtype=np.int64))
-    return lengths if space.require_lengths else st.one_of(st.none(), lengths)
+    return lengths if require_lengths else st.one_of(st.none(), lengths)
 
 
 @lru_cache(maxsize=64)
@@ -202,11 +210,22 @@ def weight_scales(space: CaseSpace = DEFAULT_SPACE) -> st.SearchStrategy[float]:
     return st.sampled_from(space.weight_scales)
 
 
+@dataclass(frozen=True, eq=False)
+class Judged:
+    """A drawn case and its exact answer (:func:`oracles.compare.exact_answer`): the
+    float64 reference's loss and gradients, which the filter that admitted the case
+    had to compute anyway. Properties pass ``exact`` on instead of computing it again."""
+
+    case: Case
+    exact: Answer = field(repr=False)
+
+
 @st.composite
-def cases(
+def judged_cases(
     draw: st.DrawFn, space: CaseSpace = DEFAULT_SPACE, config: st.SearchStrategy[LSTMConfig] | None = None
-) -> Case:
-    """A random valid :class:`Case`: ``make_case(config, seed, lengths, weight_scale)``.
+) -> Judged:
+    """A random valid :class:`Case`, ``make_case(config, seed, lengths, weight_scale)``,
+    with its exact answer.
 
     The arrays come from :func:`reference.case.make_case`'s parts (params,
     inputs, targets, final-state gradients, each from its own stream of the
@@ -216,7 +235,19 @@ def cases(
     cfg = draw(_configs_of(space) if config is None else config)
     lengths = draw(lengths_for(cfg, space))
     case = make_case(cfg, draw(SEEDS), lengths, weight_scale=draw(weight_scales(space)))
+    exact = exact_answer(case)
     # Only cases with a finite, representable exact answer: on an overflowing one a
     # correct implementation returns inf or nan, which the contract counts as failure.
-    assume(unjudgeable(case) is None)
-    return case
+    assume(unjudgeable(case, exact) is None)
+    return Judged(case, exact)
+
+
+def cases(
+    space: CaseSpace = DEFAULT_SPACE, config: st.SearchStrategy[LSTMConfig] | None = None
+) -> st.SearchStrategy[Case]:
+    """The cases of :func:`judged_cases`, without their exact answers."""
+    return judged_cases(space, config).map(_case_of)
+
+
+def _case_of(judged: Judged) -> Case:
+    return judged.case

@@ -47,7 +47,7 @@ def _frozen_array(name: str, value: Any, shape: tuple[int, ...], dtype: np.dtype
         raise CaseError(f"case.{name}: expected shape {shape}, got {value.shape}")
     if value.dtype != dtype:
         raise CaseError(f"case.{name}: expected dtype {dtype}, got {value.dtype} (convert with .astype(np.{dtype}))")
-    if finite and not np.all(np.isfinite(value)):
+    if finite and not np.isfinite(value).all():
         bad = tuple(int(i) for i in np.argwhere(~np.isfinite(value))[0])
         raise CaseError(f"case.{name}: expected finite values, got {value[bad]} at index {bad}")
     out = np.array(value, dtype=dtype, order="C", copy=True)
