@@ -95,9 +95,16 @@ def render(data: dict) -> str:
             if two
             else ""
         )
+        runs = tp.get("runs")
+        fastest = (
+            f"the fastest of {len(runs)} runs of {tp['examples']} examples, all runs: "
+            + ", ".join(f"{r:.0f}" for r in runs)
+            if runs
+            else f"{tp['examples']} examples"
+        )
         lines += [
             f"**Harness throughput**: {tp['checks_per_second']:.0f} reference-vs-torch checks per second in one "
-            f"process on the `ci` strategies' cases ({tp['examples']} examples; per check: {parts}).{side}",
+            f"process on the `ci` strategies' cases ({fastest}; per check: {parts}).{side}",
             "",
         ]
     ci = data.get("ci_times")

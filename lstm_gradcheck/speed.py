@@ -31,6 +31,7 @@ __all__ = [
     "reference_vs_torch",
     "scaling",
     "throughput",
+    "fastest_throughput",
     "parallel_throughput",
     "fd_seconds_per_copy",
     "ci_times",
@@ -181,17 +182,22 @@ def throughput(
 ) -> dict[str, object]:
     """Reference-vs-torch checks per second on the ``ci`` strategies' cases.
 
-    A check is what the property ``reference = torch autograd`` does: the
-    reference, the torch oracle, the conditioning probes and the comparison.
-    The examples are Hypothesis's derandomized ones, or those of ``seed``;
-    ``ready`` is called after the warm-up, just before the timing starts.
+    A check is what the properties of ``properties/test_oracles.py`` do: draw
+    a case with its exact answer (:func:`properties.strategies.judged_cases`),
+    run the reference (float32 cases only: on a float64 case the drawn exact
+    answer is the reference's), the torch oracle, the conditioning probes and
+    the comparison. ``ms_per_check`` splits the time between them;
+    ``generation`` is the rest: Hypothesis's drawing, building the case and
+    the exact answer that admits it. The examples are Hypothesis's
+    derandomized ones, or those of ``seed``; ``ready`` is called after the
+    warm-up, just before the timing starts.
     """
     from hypothesis import HealthCheck, given, settings  # noqa: PLC0415
     from hypothesis import seed as hypothesis_seed  # noqa: PLC0415
 
     from oracles.compare import compare_gradients, conditioning_allowance, make_tolerance  # noqa: PLC0415
     from oracles.torch_autograd import torch_grads  # noqa: PLC0415
-    from properties.strategies import DEFAULT_SPACE, cases  # noqa: PLC0415
+    from properties.strategies import DEFAULT_SPACE, Judged, judged_cases  # noqa: PLC0415
     from reference.lstm import grads  # noqa: PLC0415
 
     parts = {"reference": 0.0, "torch": 0.0, "conditioning": 0.0, "compare": 0.0}
@@ -210,12 +216,13 @@ def throughput(
         database=None,
         suppress_health_check=list(HealthCheck),
     )
-    @given(cases(DEFAULT_SPACE))
-    def check(case: Case) -> None:
-        loss, g = timed("reference", lambda: grads(case))
+    @given(judged_cases(DEFAULT_SPACE))
+    def check(drawn: Judged) -> None:
+        case = drawn.case
+        float64 = case.config.dtype == "float64"
+        loss, g = drawn.exact if float64 else timed("reference", lambda: grads(case))
         oracle = timed("torch", lambda: torch_grads(case))
-        exact = (loss, g) if case.config.dtype == "float64" else None  # as the property tests pass it
-        cond = timed("conditioning", lambda: conditioning_allowance(case, exact=exact))
+        cond = timed("conditioning", lambda: conditioning_allowance(case, exact=drawn.exact))
 
         tol = make_tolerance(case.config.dtype, oracle.grads, cond)
         timed("compare", lambda: compare_gradients(case, loss, g, oracle.loss, oracle.grads, "torch", tolerance=tol))
@@ -229,12 +236,26 @@ def throughput(
     start = time.perf_counter()
     check()
     total = time.perf_counter() - start
+    parts["generation"] = total - sum(parts.values())
     return {
         "examples": count[0],
         "seconds": total,
         "checks_per_second": count[0] / total,
         "ms_per_check": {name: 1e3 * value / count[0] for name, value in parts.items()},
     }
+
+
+def fastest_throughput(runs: int = 3, examples: int = 200) -> dict[str, object]:
+    """:func:`throughput` ``runs`` times in this process (the same derandomized examples each
+    time): the fastest run's figures, and every run's checks per second under ``runs``.
+
+    The machine's noise only ever slows a run, and on this VM it is large: the same code
+    measured 70 to 120 checks per second within a few minutes, the torch oracle's part alone
+    going from 2.2 to 3.8 ms per check.
+    """
+    results = [throughput(examples) for _ in range(runs)]
+    fastest = max(results, key=lambda r: r["checks_per_second"])
+    return {**fastest, "runs": [round(r["checks_per_second"], 1) for r in results]}
 
 
 def parallel_throughput(examples: int = 200, workers: int = 2) -> dict[str, object]:
