@@ -48,7 +48,9 @@ def test_correct_implementations_are_never_flagged(entry):
 
 @pytest.mark.parametrize("entry", catalogue.MALFORMED, ids=lambda e: e.file)
 def test_malformed_implementations_get_a_clear_verdict(entry):
-    result = search(load_implementation(entry.spec), max_examples=60)
+    # The default budget, as a user runs it: with 60 examples, bad_raises.py's unsorted lengths
+    # were missed once the draws changed (Hypothesis mixes in constants from the loaded modules).
+    result = search(load_implementation(entry.spec))
     if entry.exit_status == 0:
         assert not result.found, result.why
         return
