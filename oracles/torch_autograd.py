@@ -134,7 +134,9 @@ def _torch_grads(case: Case, per_step: bool) -> TorchResult:
             ]
         else:
             w_ih, b_ih, b_hh = params[names[0]], params[names[2]], params[names[3]]
-            projected = inputs @ w_ih.T + (b_ih + b_hh + shift)  # every step's input at once
+            # Every step's input at once, split into steps by one unbind: indexing step by step
+            # would give autograd T select nodes, each scattering into a zero (T, B, 4H) gradient.
+            projected = (inputs @ w_ih.T + (b_ih + b_hh + shift)).unbind(0)
         h, c = states["h0"][k], states["c0"][k]
         outputs = []
         w_hh_t = None if per_step else params[names[1]].T  # one transpose node, not one per step
