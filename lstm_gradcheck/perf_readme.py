@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from lstm_gradcheck.speed import SCALING_PASSES
+
 __all__ = ["render", "update_readme", "START", "END"]
 
 START, END = "<!-- performance:start -->", "<!-- performance:end -->"
@@ -67,8 +69,8 @@ def render(data: dict) -> str:
     sc = data.get("scaling")
     if sc:
         lines += [
-            "**Scaling** (B=16, I=32, one layer; reference forward + backward, and the batched "
-            "finite-difference forward per perturbed copy):",
+            f"**Scaling** (B=16, I=32, one layer; reference forward + backward, the shortest of {SCALING_PASSES} "
+            "passes, and the batched finite-difference forward per perturbed copy):",
             "",
             "| T (H=64) | reference | per step | FD per copy |",
             "|---|---|---|---|",
