@@ -191,12 +191,14 @@ def search(
     With ``probe`` the space is first narrowed to what ``impl`` supports
     (:func:`supported_space`). ``examples`` are tried first, as Hypothesis's
     ``@example``: known minimal failing cases replayed without search luck
-    (a failing explicit example is reported as it is, not shrunk). Deterministic: the same implementation, ``seed``
-    and budget give the same result in the same process setting (Hypothesis also draws, one
-    time in twenty, constants it reads from the project modules loaded in the process, so a
-    search inside a test session with more modules imported can try other cases). ``progress`` (updated in place) lets a
-    caller show counters and, on KeyboardInterrupt, the smallest failing case
-    seen so far.
+    (a failing explicit example is reported as it is, not shrunk).
+
+    Deterministic: the same implementation, ``seed`` and budget give the same
+    result in the same process setting. Hypothesis also draws, one time in
+    twenty, constants it reads from the project modules loaded in the process,
+    so a search inside a test session with more modules imported can try other
+    cases. ``progress`` (updated in place) lets a caller show counters and, on
+    KeyboardInterrupt, the smallest failing case seen so far.
     """
     notes: tuple[str, ...] = ()
     if probe:
