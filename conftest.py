@@ -14,8 +14,7 @@ import importlib.util
 import os
 
 from hypothesis import HealthCheck, settings
-
-from properties.counting import example_counts
+from lstm_gradcheck.properties.counting import example_counts
 
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # Each xdist worker takes one core: two workers each running 2-thread BLAS (or torch)

@@ -23,11 +23,10 @@ import sys
 from collections.abc import Callable
 
 import numpy as np
-
-from reference.case import Case, make_case
-from reference.config import LSTMConfig
-from reference.layout import param_names
-from reference.lstm import forward, grads
+from lstm_gradcheck.reference.case import Case, make_case
+from lstm_gradcheck.reference.config import LSTMConfig
+from lstm_gradcheck.reference.layout import param_names
+from lstm_gradcheck.reference.lstm import forward, grads
 
 TARGETS = (0.5, 0.2, 0.1, 0.5)
 CONFIG = LSTMConfig(

@@ -36,15 +36,15 @@ __all__ = [
 ]
 
 _LAZY = {
-    "Case": ("reference.case", "Case"),
-    "make_case": ("reference.case", "make_case"),
-    "LSTMConfig": ("reference.config", "LSTMConfig"),
-    "GradientMismatchError": ("oracles.compare", "GradientMismatchError"),
+    "Case": ("lstm_gradcheck.reference.case", "Case"),
+    "make_case": ("lstm_gradcheck.reference.case", "make_case"),
+    "LSTMConfig": ("lstm_gradcheck.reference.config", "LSTMConfig"),
+    "GradientMismatchError": ("lstm_gradcheck.oracles.compare", "GradientMismatchError"),
     "assert_gradients_match": ("lstm_gradcheck.api", "assert_gradients_match"),
     "ImplementationFailedError": ("lstm_gradcheck.api", "ImplementationFailedError"),
     "search": ("lstm_gradcheck.search", "search"),
-    "cases": ("properties.strategies", "cases"),
-    "CaseSpace": ("properties.strategies", "CaseSpace"),
+    "cases": ("lstm_gradcheck.properties.strategies", "cases"),
+    "CaseSpace": ("lstm_gradcheck.properties.strategies", "CaseSpace"),
 }
 
 

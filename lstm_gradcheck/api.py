@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from lstm_gradcheck.implementation import Implementation, load_implementation
+from lstm_gradcheck.oracles.compare import GradientMismatchError
+from lstm_gradcheck.reference.case import Case
 from lstm_gradcheck.report import Report, build_report
-from oracles.compare import GradientMismatchError
-from reference.case import Case
 
 __all__ = ["ImplementationFailedError", "as_implementation", "assert_gradients_match"]
 

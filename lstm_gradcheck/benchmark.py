@@ -23,8 +23,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from reference.case import Case, make_case
-from reference.config import LSTMConfig
+from lstm_gradcheck.reference.case import Case, make_case
+from lstm_gradcheck.reference.config import LSTMConfig
 
 __all__ = ["BENCHMARK_CONFIG", "TARGET_SPEEDUPS", "fd_benchmark", "main"]
 
@@ -67,8 +67,8 @@ def _meets(grads, exact, goal: float, resolution: float) -> bool:
 
 
 def _methods() -> dict[str, Callable[[Case], object]]:
-    from oracles.complex_step import complex_step_gradient  # noqa: PLC0415
-    from oracles.finite_difference import central_gradient, richardson_gradient  # noqa: PLC0415
+    from lstm_gradcheck.oracles.complex_step import complex_step_gradient  # noqa: PLC0415
+    from lstm_gradcheck.oracles.finite_difference import central_gradient, richardson_gradient  # noqa: PLC0415
 
     return {"fd": central_gradient, "complex_step": complex_step_gradient, "richardson": richardson_gradient}
 
@@ -80,8 +80,8 @@ def fd_benchmark(repeats: int = 3, seed: int = 0, config: LSTMConfig = BENCHMARK
     """
     if repeats < 3:
         raise ValueError(f"repeats: expected at least 3 (medians of 3 or more runs), got {repeats}")
-    from oracles.torch_gradcheck import time_gradcheck  # noqa: PLC0415 (torch loads only here)
-    from reference.lstm import grads as reference_grads  # noqa: PLC0415
+    from lstm_gradcheck.oracles.torch_gradcheck import time_gradcheck  # noqa: PLC0415 (torch loads only here)
+    from lstm_gradcheck.reference.lstm import grads as reference_grads  # noqa: PLC0415
 
     case = make_case(config, seed=seed)
     _, exact = reference_grads(case)

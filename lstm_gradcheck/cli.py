@@ -21,7 +21,7 @@ from lstm_gradcheck.implementation import (
     load_implementation,
     reference_implementation,
 )
-from reference.config import CHOICES, MEMORY_LIMIT_BYTES, CaseError, LSTMConfig, estimate_bytes
+from lstm_gradcheck.reference.config import CHOICES, MEMORY_LIMIT_BYTES, CaseError, LSTMConfig, estimate_bytes
 
 __all__ = ["main", "build_parser", "config_from_args", "case_from_args"]
 
@@ -220,7 +220,7 @@ def config_from_args(args: argparse.Namespace) -> LSTMConfig:
 
 
 def case_from_args(args: argparse.Namespace):
-    from reference.case import make_case  # noqa: PLC0415
+    from lstm_gradcheck.reference.case import make_case  # noqa: PLC0415
 
     config = config_from_args(args)
     try:
@@ -266,7 +266,7 @@ def _run_report(args: argparse.Namespace) -> int:
 
 
 def _check_oracles(names: Sequence[str] | None) -> None:
-    from oracles.registry import oracle_names  # noqa: PLC0415
+    from lstm_gradcheck.oracles.registry import oracle_names  # noqa: PLC0415
 
     for name in names or ():
         if name not in oracle_names():

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from reference.case import Case
-from reference.layout import gradient_names, gradient_shapes
+from lstm_gradcheck.reference.case import Case
+from lstm_gradcheck.reference.layout import gradient_names, gradient_shapes
 
 __all__ = [
     "UsageError",
@@ -76,7 +76,7 @@ class ImplOutcome:
 
 def reference_implementation() -> Implementation:
     """The harness's own NumPy reference, with its per-step contributions."""
-    from reference.lstm import backward, forward, grads, per_step_contributions  # noqa: PLC0415
+    from lstm_gradcheck.reference.lstm import backward, forward, grads, per_step_contributions  # noqa: PLC0415
 
     def per_step(case: Case) -> Mapping[str, np.ndarray]:
         _, cache = forward(case)

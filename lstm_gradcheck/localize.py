@@ -22,10 +22,10 @@ from collections.abc import Sequence
 import numpy as np
 
 from lstm_gradcheck.implementation import OK, Implementation, call_implementation
+from lstm_gradcheck.oracles.compare import conditioning_allowance, make_tolerance
+from lstm_gradcheck.reference.case import Case
+from lstm_gradcheck.reference.layout import GATES, gate_slice, parse_name
 from lstm_gradcheck.report import StepLocalization, TensorSummary
-from oracles.compare import conditioning_allowance, make_tolerance
-from reference.case import Case
-from reference.layout import GATES, gate_slice, parse_name
 
 __all__ = ["localize_steps", "suffix_case", "MAX_SUFFIX_STEPS"]
 
@@ -45,7 +45,7 @@ def localize_steps(case: Case, impl: Implementation, tensors: Sequence[TensorSum
 
 
 def _per_step(case: Case, impl: Implementation, bad: Sequence[TensorSummary]) -> tuple[StepLocalization, ...] | None:
-    from oracles.torch_autograd import torch_grads  # noqa: PLC0415 (torch loads only here)
+    from lstm_gradcheck.oracles.torch_autograd import torch_grads  # noqa: PLC0415 (torch loads only here)
 
     try:
         analytic = impl.per_step(case)
@@ -81,7 +81,7 @@ def suffix_case(case: Case, steps: int) -> Case:
     that window, so the suffix case's gradients are exactly the full case's
     per-step contributions of those steps (BPTT flows backwards in time).
     """
-    from reference.lstm import forward_layers  # noqa: PLC0415
+    from lstm_gradcheck.reference.lstm import forward_layers  # noqa: PLC0415
 
     cfg = case.config
     t_len, batch = cfg.seq_len, cfg.batch_size
@@ -112,7 +112,7 @@ def suffix_case(case: Case, steps: int) -> Case:
 def _suffix(case: Case, impl: Implementation, bad: Sequence[TensorSummary]) -> tuple[StepLocalization, ...]:
     """Run the implementation and torch on each sequence's last T' = 1..T steps; per
     tensor and gate, the error over its allowance for each T' (``errors[T - T']``)."""
-    from oracles.torch_autograd import torch_grads  # noqa: PLC0415
+    from lstm_gradcheck.oracles.torch_autograd import torch_grads  # noqa: PLC0415
 
     t_len = case.config.seq_len
     if t_len > MAX_SUFFIX_STEPS:

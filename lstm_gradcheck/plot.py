@@ -7,8 +7,8 @@ import math
 import numpy as np
 
 from lstm_gradcheck.implementation import Implementation, UsageError
+from lstm_gradcheck.reference.layout import GATE_NAMES, GATES
 from lstm_gradcheck.report import Report, StepLocalization
-from reference.layout import GATE_NAMES, GATES
 
 __all__ = ["plot_report"]
 

@@ -20,11 +20,11 @@ from lstm_gradcheck.implementation import (
     ImplOutcome,
     call_implementation,
 )
-from oracles.compare import TensorResult, conditioning_allowance, unjudgeable
-from oracles.registry import OracleReport, default_oracles, oracle_names, run_oracle
-from reference.case import Case
-from reference.config import CaseError
-from reference.layout import gradient_names
+from lstm_gradcheck.oracles.compare import TensorResult, conditioning_allowance, unjudgeable
+from lstm_gradcheck.oracles.registry import OracleReport, default_oracles, oracle_names, run_oracle
+from lstm_gradcheck.reference.case import Case
+from lstm_gradcheck.reference.config import CaseError
+from lstm_gradcheck.reference.layout import gradient_names
 
 __all__ = ["TensorSummary", "StepLocalization", "Report", "build_report", "case_json", "ORACLE_PRECEDENCE"]
 

@@ -1,7 +1,7 @@
 """``lstm-gradcheck search``: a Hypothesis search for a case where an implementation is wrong.
 
 Cases come from the same strategies as the property suite
-(:mod:`properties.strategies`). An example where the implementation raises
+(:mod:`lstm_gradcheck.properties.strategies`). An example where the implementation raises
 ``NotImplementedError`` counts as tried and unsupported (and, being a pass to
 Hypothesis, the shrinker never walks into it); a crash or a malformed return
 is a failure like a gradient mismatch. A failure shrinks to a minimal case
@@ -25,11 +25,11 @@ from hypothesis import seed as hypothesis_seed
 from hypothesis.errors import Flaky, Unsatisfiable
 
 from lstm_gradcheck.implementation import FAILED, OK, UNSUPPORTED, Implementation, call_implementation
-from oracles.compare import CheckResult, conditioning_allowance
-from oracles.registry import run_oracle
-from properties.strategies import DEFAULT_SPACE, CaseSpace, cases
-from reference.case import Case, make_case
-from reference.config import LSTMConfig
+from lstm_gradcheck.oracles.compare import CheckResult, conditioning_allowance
+from lstm_gradcheck.oracles.registry import run_oracle
+from lstm_gradcheck.properties.strategies import DEFAULT_SPACE, CaseSpace, cases
+from lstm_gradcheck.reference.case import Case, make_case
+from lstm_gradcheck.reference.config import LSTMConfig
 
 __all__ = [
     "SearchProgress",

@@ -20,8 +20,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from reference.case import Case, make_case
-from reference.config import LSTMConfig
+from lstm_gradcheck.reference.case import Case, make_case
+from lstm_gradcheck.reference.config import LSTMConfig
 
 __all__ = [
     "PERF_CONFIG",
@@ -93,7 +93,7 @@ def environment() -> dict[str, object]:
 
 
 def _reference_seconds(case: Case, repeats: int) -> float:
-    from reference.lstm import grads  # noqa: PLC0415
+    from lstm_gradcheck.reference.lstm import grads  # noqa: PLC0415
 
     # The shortest pass: each row's first passes follow the previous benchmark's threads, which
     # still spin for a while (measured: H = 8 at 152 us per step in a median of 3, 49 in another run).
@@ -122,8 +122,8 @@ def reference_vs_torch(
     layers, the median seconds of each, the pairs' ratios, and ``ratio`` =
     their median, reference / torch (below 1: faster).
     """
-    from oracles.torch_nn import forward_backward_pass  # noqa: PLC0415
-    from reference.lstm import grads  # noqa: PLC0415
+    from lstm_gradcheck.oracles.torch_nn import forward_backward_pass  # noqa: PLC0415
+    from lstm_gradcheck.reference.lstm import grads  # noqa: PLC0415
 
     keys = [(dtype, num_layers) for dtype in dtypes for num_layers in layers]
     cases = {key: make_case(PERF_CONFIG.replace(dtype=key[0], num_layers=key[1]), seed=0) for key in keys}
@@ -190,7 +190,7 @@ def throughput(
     """Reference-vs-torch checks per second on the ``ci`` strategies' cases.
 
     A check is what the properties of ``properties/test_oracles.py`` do: draw
-    a case with its exact answer (:func:`properties.strategies.judged_cases`),
+    a case with its exact answer (:func:`lstm_gradcheck.properties.strategies.judged_cases`),
     run the reference (float32 cases only: on a float64 case the drawn exact
     answer is the reference's), the torch oracle, the conditioning probes and
     the comparison. ``ms_per_check`` splits the time between them;
@@ -202,10 +202,10 @@ def throughput(
     from hypothesis import HealthCheck, given, settings  # noqa: PLC0415
     from hypothesis import seed as hypothesis_seed  # noqa: PLC0415
 
-    from oracles.compare import compare_gradients, conditioning_allowance, make_tolerance  # noqa: PLC0415
-    from oracles.torch_autograd import torch_grads  # noqa: PLC0415
-    from properties.strategies import DEFAULT_SPACE, Judged, judged_cases  # noqa: PLC0415
-    from reference.lstm import grads  # noqa: PLC0415
+    from lstm_gradcheck.oracles.compare import compare_gradients, conditioning_allowance, make_tolerance  # noqa: PLC0415
+    from lstm_gradcheck.oracles.torch_autograd import torch_grads  # noqa: PLC0415
+    from lstm_gradcheck.properties.strategies import DEFAULT_SPACE, Judged, judged_cases  # noqa: PLC0415
+    from lstm_gradcheck.reference.lstm import grads  # noqa: PLC0415
 
     parts = {"reference": 0.0, "torch": 0.0, "conditioning": 0.0, "compare": 0.0}
     count = [0]
@@ -293,7 +293,7 @@ def _throughput_worker(examples: int, seed: int, barrier, results) -> None:
 def fd_seconds_per_copy(case: Case, copies: int = 32) -> float:
     """Seconds per perturbed copy of the batched finite-difference forward (weight_hh_l0's
     first ``copies`` elements, the costliest kind: every batch row, every step)."""
-    from oracles.batched import partial_losses, prepare  # noqa: PLC0415
+    from lstm_gradcheck.oracles.batched import partial_losses, prepare  # noqa: PLC0415
 
     base = prepare(case)
     index = np.arange(min(copies, 4 * case.config.hidden_size**2))

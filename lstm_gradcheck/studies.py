@@ -43,10 +43,10 @@ def _false_alarm_worker(args: tuple[int, int, tuple[str, ...]]) -> dict:
     from hypothesis import HealthCheck, Phase, given, settings  # noqa: PLC0415
     from hypothesis import seed as hypothesis_seed  # noqa: PLC0415
 
-    from oracles.compare import conditioning_allowance  # noqa: PLC0415
-    from oracles.registry import run_oracle  # noqa: PLC0415
-    from properties.strategies import THOROUGH_SPACE, cases  # noqa: PLC0415
-    from reference.lstm import grads  # noqa: PLC0415
+    from lstm_gradcheck.oracles.compare import conditioning_allowance  # noqa: PLC0415
+    from lstm_gradcheck.oracles.registry import run_oracle  # noqa: PLC0415
+    from lstm_gradcheck.properties.strategies import THOROUGH_SPACE, cases  # noqa: PLC0415
+    from lstm_gradcheck.reference.lstm import grads  # noqa: PLC0415
 
     stats: dict = {
         "examples": 0,
@@ -158,8 +158,8 @@ def _planted_judge(oracle: str, case, loss: float, conditioning) -> Callable[[di
 
     A full-gradient oracle's answer does not depend on the gradient it judges, so it is
     computed once and compared with every planted gradient under the same rule."""
-    from oracles.compare import compare_gradients, make_tolerance  # noqa: PLC0415
-    from oracles.registry import ORACLES, oracle_names, run_oracle  # noqa: PLC0415
+    from lstm_gradcheck.oracles.compare import compare_gradients, make_tolerance  # noqa: PLC0415
+    from lstm_gradcheck.oracles.registry import ORACLES, oracle_names, run_oracle  # noqa: PLC0415
 
     oracle_names()  # loads the built-in oracles
     spec = ORACLES[oracle]
@@ -181,11 +181,11 @@ def _planted_judge(oracle: str, case, loss: float, conditioning) -> Callable[[di
 
 def sensitivity_study(cases: int = 200, seed: int = 0, oracles: Sequence[str] = SENSITIVITY_ORACLES) -> dict:
     """Detection rate of each oracle for each planted relative error; the smallest caught in >= 99%."""
-    from oracles.compare import conditioning_allowance  # noqa: PLC0415
-    from oracles.registry import oracle_names  # noqa: PLC0415
-    from reference.case import make_case  # noqa: PLC0415
-    from reference.config import LSTMConfig  # noqa: PLC0415
-    from reference.lstm import grads  # noqa: PLC0415
+    from lstm_gradcheck.oracles.compare import conditioning_allowance  # noqa: PLC0415
+    from lstm_gradcheck.oracles.registry import oracle_names  # noqa: PLC0415
+    from lstm_gradcheck.reference.case import make_case  # noqa: PLC0415
+    from lstm_gradcheck.reference.config import LSTMConfig  # noqa: PLC0415
+    from lstm_gradcheck.reference.lstm import grads  # noqa: PLC0415
 
     unknown = [o for o in oracles if o not in oracle_names()]
     if unknown:

@@ -1,6 +1,6 @@
 """``lstm-gradcheck variants``: the regression table of derivation variants, and its kill matrix.
 
-For each registered variant (:mod:`reference.variants`) the observed verdict
+For each registered variant (:mod:`lstm_gradcheck.reference.variants`) the observed verdict
 comes from a search (the property suite's strategies, narrowed to what the
 variant supports). A wrong variant's recorded minimal failing case is tried
 first (``@example``), so the verdict never depends on search luck; with
@@ -23,14 +23,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from lstm_gradcheck.implementation import Implementation
+from lstm_gradcheck.oracles.compare import CheckResult, conditioning_allowance
+from lstm_gradcheck.oracles.registry import default_oracles, oracle_names, run_oracle
+from lstm_gradcheck.properties.metamorphic import METAMORPHIC
+from lstm_gradcheck.reference.case import Case
+from lstm_gradcheck.reference.layout import GATES, gate_blocks, parse_name
+from lstm_gradcheck.reference.variants import VARIANTS, Variant, build_case
 from lstm_gradcheck.report import case_json
 from lstm_gradcheck.search import search
-from oracles.compare import CheckResult, conditioning_allowance
-from oracles.registry import default_oracles, oracle_names, run_oracle
-from properties.metamorphic import METAMORPHIC
-from reference.case import Case
-from reference.layout import GATES, gate_blocks, parse_name
-from reference.variants import VARIANTS, Variant, build_case
 
 __all__ = [
     "ObservedLocation",
@@ -47,7 +47,7 @@ _LSTM_PARAMS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 
 def _as_impl(variant: Variant) -> Implementation:
     per_step = getattr(variant.grads, "per_step", None)
-    return Implementation(f"reference.variants:{variant.name}", variant.grads, per_step)
+    return Implementation(f"lstm_gradcheck.reference.variants:{variant.name}", variant.grads, per_step)
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,7 @@ def _torch_check(case: Case, grads: Mapping[str, np.ndarray], loss: float) -> Ch
 
 def observed_location(case: Case, variant: Variant) -> ObservedLocation:
     """Locate ``variant``'s error on ``case`` against the torch oracle."""
-    from oracles.torch_autograd import torch_grads  # noqa: PLC0415 (torch only when locating)
+    from lstm_gradcheck.oracles.torch_autograd import torch_grads  # noqa: PLC0415 (torch only when locating)
 
     loss, grads = variant.grads(case)
     check = _torch_check(case, grads, loss)

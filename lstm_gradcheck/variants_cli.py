@@ -7,9 +7,9 @@ import sys
 from argparse import Namespace
 
 from lstm_gradcheck.implementation import UsageError
+from lstm_gradcheck.reference.variants import VARIANTS
 from lstm_gradcheck.render import plain_table
 from lstm_gradcheck.variants import MatrixRow, VariantOutcome, kill_matrix, run_variants
-from reference.variants import VARIANTS
 
 __all__ = ["run_variants_command"]
 

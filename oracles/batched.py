@@ -74,7 +74,7 @@ full double precision (numpy's take 7 ns an element). They are exact
 identities, not linearizations: any imaginary part gives the complex value.
 The real forward divides by ``1 + exp(-z)`` (Note [Real gates]), relatively accurate
 for every z (a saturated gate keeps all its digits). These are written here,
-not taken from :func:`reference.activations.activate_gates`, because the
+not taken from :func:`lstm_gradcheck.reference.activations.activate_gates`, because the
 forward needs no derivatives: that function also computes them, at about
 three times the cost of the activations alone.
 """
@@ -89,11 +89,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
-from threadpoolctl import ThreadpoolController
-
-from reference.case import Case
-from reference.config import LSTMConfig
-from reference.layout import (
+from lstm_gradcheck.reference.case import Case
+from lstm_gradcheck.reference.config import LSTMConfig
+from lstm_gradcheck.reference.layout import (
     GATES,
     HEAD_BIAS,
     HEAD_WEIGHT,
@@ -106,10 +104,11 @@ from reference.layout import (
     weight_hh,
     weight_ih,
 )
-from reference.layout import bias_hh as bias_hh_name
-from reference.layout import bias_ih as bias_ih_name
-from reference.losses import ScoredSteps, head_loss, scored_steps
-from reference.lstm import effective_bias, step_mask
+from lstm_gradcheck.reference.layout import bias_hh as bias_hh_name
+from lstm_gradcheck.reference.layout import bias_ih as bias_ih_name
+from lstm_gradcheck.reference.losses import ScoredSteps, head_loss, scored_steps
+from lstm_gradcheck.reference.lstm import effective_bias, step_mask
+from threadpoolctl import ThreadpoolController
 
 __all__ = [
     "Base",

@@ -9,21 +9,20 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import numpy as np
-
-from oracles.registry import FullGradient, LossFn, OracleAbstains, OracleReport, OracleSpec, register
-from reference.case import Case
-from reference.config import LSTMConfig
+from lstm_gradcheck.oracles.registry import FullGradient, LossFn, OracleAbstains, OracleReport, OracleSpec, register
+from lstm_gradcheck.reference.case import Case
+from lstm_gradcheck.reference.config import LSTMConfig
 
 
 def _torch(case: Case) -> FullGradient:
-    from oracles.torch_autograd import torch_grads  # noqa: PLC0415 (torch loads only when used)
+    from lstm_gradcheck.oracles.torch_autograd import torch_grads  # noqa: PLC0415 (torch loads only when used)
 
     result = torch_grads(case)
     return FullGradient(result.loss, result.grads, forward_passes=1)
 
 
 def _torch_nn(case: Case) -> FullGradient:
-    from oracles.torch_nn import nn_grads  # noqa: PLC0415
+    from lstm_gradcheck.oracles.torch_nn import nn_grads  # noqa: PLC0415
 
     result = nn_grads(case)
     return FullGradient(
@@ -64,7 +63,7 @@ def _full(result) -> FullGradient:
 
 
 def _smooth_enough(case: Case, method: str) -> None:
-    from oracles.finite_difference import too_rough  # noqa: PLC0415
+    from lstm_gradcheck.oracles.finite_difference import too_rough  # noqa: PLC0415
 
     reason = too_rough(case, method)
     if reason is not None:
@@ -72,39 +71,39 @@ def _smooth_enough(case: Case, method: str) -> None:
 
 
 def _fd(case: Case) -> FullGradient:
-    from oracles.finite_difference import central_gradient  # noqa: PLC0415
+    from lstm_gradcheck.oracles.finite_difference import central_gradient  # noqa: PLC0415
 
     _smooth_enough(case, "fd")
     return _full(central_gradient(case))
 
 
 def _richardson(case: Case) -> FullGradient:
-    from oracles.finite_difference import richardson_gradient  # noqa: PLC0415
+    from lstm_gradcheck.oracles.finite_difference import richardson_gradient  # noqa: PLC0415
 
     _smooth_enough(case, "richardson")
     return _full(richardson_gradient(case))
 
 
 def _complex_step(case: Case) -> FullGradient:
-    from oracles.complex_step import complex_step_gradient  # noqa: PLC0415
+    from lstm_gradcheck.oracles.complex_step import complex_step_gradient  # noqa: PLC0415
 
     return _full(complex_step_gradient(case))
 
 
 def _fd_unfit(config: LSTMConfig) -> str | None:
-    from oracles.finite_difference import fd_unfit  # noqa: PLC0415
+    from lstm_gradcheck.oracles.finite_difference import fd_unfit  # noqa: PLC0415
 
     return fd_unfit(config)
 
 
 def _richardson_unfit(config: LSTMConfig) -> str | None:
-    from oracles.finite_difference import richardson_unfit  # noqa: PLC0415
+    from lstm_gradcheck.oracles.finite_difference import richardson_unfit  # noqa: PLC0415
 
     return richardson_unfit(config)
 
 
 def _complex_step_unfit(config: LSTMConfig) -> str | None:
-    from oracles.complex_step import complex_step_unfit  # noqa: PLC0415
+    from lstm_gradcheck.oracles.complex_step import complex_step_unfit  # noqa: PLC0415
 
     return complex_step_unfit(config)
 
@@ -112,7 +111,7 @@ def _complex_step_unfit(config: LSTMConfig) -> str | None:
 def _taylor(
     case: Case, loss: float, grads: Mapping[str, np.ndarray], conditioning: Mapping[str, float], loss_fn: LossFn
 ) -> OracleReport:
-    from oracles.taylor import taylor_judge  # noqa: PLC0415
+    from lstm_gradcheck.oracles.taylor import taylor_judge  # noqa: PLC0415
 
     return taylor_judge(case, loss, grads, conditioning, loss_fn)
 
@@ -120,7 +119,7 @@ def _taylor(
 def _directional(
     case: Case, loss: float, grads: Mapping[str, np.ndarray], conditioning: Mapping[str, float], loss_fn: LossFn
 ) -> OracleReport:
-    from oracles.directional import directional_judge  # noqa: PLC0415
+    from lstm_gradcheck.oracles.directional import directional_judge  # noqa: PLC0415
 
     return directional_judge(case, loss, grads, conditioning, loss_fn)
 

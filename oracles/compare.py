@@ -17,7 +17,7 @@ For a gradient tensor with oracle values ``o`` and analytic values ``a``,
   exact gradient when every parameter and input, and every layer's states
   after every step, are perturbed by eps of the implementation's dtype
   (relative, random signs), and the loss head's gradient dy by eps times the
-  terms it is the difference of (:func:`reference.losses.gradient_terms`),
+  terms it is the difference of (:func:`lstm_gradcheck.reference.losses.gradient_terms`),
   measured with the float64 reference. It is negligible for ordinary cases
   and large only for ill-conditioned ones (long identity-cell sequences,
   exploding states, a confident softmax whose dy = p - 1 is far smaller than
@@ -43,9 +43,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
-
-from reference.case import Case
-from reference.layout import Location, gradient_names, gradient_shapes, locate
+from lstm_gradcheck.reference.case import Case
+from lstm_gradcheck.reference.layout import Location, gradient_names, gradient_shapes, locate
 
 __all__ = [
     "RTOL_EXPONENT",
@@ -97,7 +96,7 @@ def exact_answer(case: Case) -> Answer:
     Floating-point warnings are off: a case on which the model overflows is for
     :func:`unjudgeable` to name, not for numpy to warn about.
     """
-    from reference.lstm import grads  # noqa: PLC0415 (oracles -> reference only when used)
+    from lstm_gradcheck.reference.lstm import grads  # noqa: PLC0415 (oracles -> reference only when used)
 
     with np.errstate(all="ignore"):
         return grads(case.astype("float64"))
@@ -112,15 +111,15 @@ def conditioning_allowance(case: Case, exact: Answer | None = None) -> dict[str,
     from the case): rounding happens at every step, and in a chaotic
     recurrence that compounds far beyond one perturbation of the inputs. The
     head's dy is perturbed by eps times the terms it is formed from
-    (:func:`reference.losses.gradient_terms`): found by the false-alarm study,
+    (:func:`lstm_gradcheck.reference.losses.gradient_terms`): found by the false-alarm study,
     a float32 softmax at p = 0.999 rounds dy = p - 1 to 6e-5 relative, which
     perturbing only the inputs put at a sixth of that.
     Returns ``CONDITIONING_SAFETY * max |change|`` per tensor, plus ``"loss"``.
     ``exact`` is :func:`exact_answer` on the case, if the caller has it.
     """
     # oracles -> reference only when used
-    from reference.losses import gradient_terms, scored_steps  # noqa: PLC0415
-    from reference.lstm import backward, forward  # noqa: PLC0415
+    from lstm_gradcheck.reference.losses import gradient_terms, scored_steps  # noqa: PLC0415
+    from lstm_gradcheck.reference.lstm import backward, forward  # noqa: PLC0415
 
     exact_case = case.astype("float64")
     eps = float(np.finfo(case.config.np_dtype).eps)

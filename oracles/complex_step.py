@@ -3,8 +3,8 @@
 Note [Complex step]
 -------------------
 For a loss that is analytic in each input (the model's matmuls, tanh,
-sigmoid and the loss heads are; see :mod:`reference.losses` and Note
-[Complex gates] in :mod:`oracles.batched`)::
+sigmoid and the loss heads are; see :mod:`lstm_gradcheck.reference.losses` and Note
+[Complex gates] in :mod:`lstm_gradcheck.oracles.batched`)::
 
     L(θ + i h e_i) = L(θ) - h²/2 L''_i + O(h⁴)  +  i (h ∂L/∂θ_i - h³/6 L'''_i + O(h⁵))
 
@@ -16,7 +16,7 @@ error estimate is therefore left to the tolerance rule's ``rtol * scale``
 (7.3e-11 of the scale in float64, far above this oracle's own error) and
 ``FullGradient.errors`` is None.
 
-The forward runs in complex128 through :func:`oracles.batched.partial_losses_many`:
+The forward runs in complex128 through :func:`lstm_gradcheck.oracles.batched.partial_losses_many`:
 P copies (one per element), all at GEMM speed.
 """
 
@@ -25,12 +25,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-
-from oracles.batched import Base, partial_losses_many, prepare
-from oracles.finite_difference import FDResult, element_steps, estimated_seconds
-from reference.case import Case
-from reference.config import LSTMConfig
-from reference.layout import gradient_names, gradient_shapes
+from lstm_gradcheck.oracles.batched import Base, partial_losses_many, prepare
+from lstm_gradcheck.oracles.finite_difference import FDResult, element_steps, estimated_seconds
+from lstm_gradcheck.reference.case import Case
+from lstm_gradcheck.reference.config import LSTMConfig
+from lstm_gradcheck.reference.layout import gradient_names, gradient_shapes
 
 __all__ = ["COMPLEX_STEP", "complex_step_gradient", "complex_step_unfit", "MAX_SECONDS"]
 
@@ -42,7 +41,7 @@ MAX_SECONDS = 20.0
 def complex_step_gradient(case: Case, names: Sequence[str] | None = None, *, base: Base | None = None) -> FDResult:
     """``Im L(θ + i h_i e_i) / h_i`` for every element of ``names`` (default all), in complex128.
 
-    Returns an :class:`~oracles.finite_difference.FDResult` whose ``errors`` is
+    Returns an :class:`~lstm_gradcheck.oracles.finite_difference.FDResult` whose ``errors`` is
     empty (Note [Complex step]); ``forward_passes`` counts one per element.
     """
     base = prepare(case) if base is None else base

@@ -3,7 +3,7 @@
 Note [Directional probes]
 -------------------------
 For cases too large for the full check. Probes: one random direction per
-tensor, plus one per gate block (``reference.layout.gate_slice``) of every
+tensor, plus one per gate block (``lstm_gradcheck.reference.layout.gate_slice``) of every
 4H-row tensor, so a failing probe already names the gate. Each probe costs
 four loss evaluations::
 
@@ -12,14 +12,14 @@ four loss evaluations::
 
 (``D(2h) - D(h) = 3 * (h²/6) L'''_v`` estimates D(h)'s truncation; D(h)'s
 roundoff is at most ε_L/h and the estimate's own noise 0.5 ε_L/h; ε_L from
-:func:`oracles.directions.loss_noise`.) The probe passes when::
+:func:`lstm_gradcheck.oracles.directions.loss_noise`.) The probe passes when::
 
     |⟨g, v⟩ - D(h)| <= sum_i |v_i| (rtol * scale + floor + conditioning) + 4 * error
 
 which is the tolerance rule (Note [Tolerance rule]) summed along v, with
 ``scale`` the tensor's largest |g|. When a probe fails, the full
 central-difference check of that tensor locates the element
-(:func:`oracles.directions.located_check`).
+(:func:`lstm_gradcheck.oracles.directions.located_check`).
 
 The roundoff ε_L/h is absolute: for a tensor whose gradient is small against
 the loss (h0 of a long sequence, a vanishing path) ``4 * error`` can exceed
@@ -39,8 +39,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
-
-from oracles.compare import (
+from lstm_gradcheck.oracles.compare import (
     MISMATCH,
     NOT_PROVIDED,
     OK,
@@ -50,7 +49,7 @@ from oracles.compare import (
     Tolerance,
     make_tolerance,
 )
-from oracles.directions import (
+from lstm_gradcheck.oracles.directions import (
     Direction,
     inner,
     located_check,
@@ -59,10 +58,10 @@ from oracles.directions import (
     random_direction,
     tensor_names,
 )
-from oracles.finite_difference import CENTRAL_STEP, STEP_MULTIPLIERS
-from oracles.registry import OracleReport, reference_loss
-from reference.case import Case
-from reference.layout import GATES, Location, gate_slice, parse_name
+from lstm_gradcheck.oracles.finite_difference import CENTRAL_STEP, STEP_MULTIPLIERS
+from lstm_gradcheck.oracles.registry import OracleReport, reference_loss
+from lstm_gradcheck.reference.case import Case
+from lstm_gradcheck.reference.layout import GATES, Location, gate_slice, parse_name
 
 __all__ = ["Probe", "probe", "probes_for", "directional_judge", "EVALUATIONS_PER_PROBE"]
 

@@ -15,11 +15,10 @@ import zlib
 from collections.abc import Callable, Mapping
 
 import numpy as np
-
-from oracles.compare import TensorResult, Tolerance, compare_tensor
-from oracles.finite_difference import EPS, NOISE_ULPS, central_gradient, central_with_loss
-from reference.case import Case
-from reference.layout import STATE_INPUTS, gradient_shapes
+from lstm_gradcheck.oracles.compare import TensorResult, Tolerance, compare_tensor
+from lstm_gradcheck.oracles.finite_difference import EPS, NOISE_ULPS, central_gradient, central_with_loss
+from lstm_gradcheck.reference.case import Case
+from lstm_gradcheck.reference.layout import STATE_INPUTS, gradient_shapes
 
 __all__ = [
     "Direction",
@@ -49,7 +48,7 @@ def random_direction(
     """A random direction over tensors ``names`` (see the module docstring).
 
     ``rows`` restricts it to rows ``rows`` of the first axis (a gate block of
-    a 4H-row tensor, from :func:`reference.layout.gate_slice`).
+    a 4H-row tensor, from :func:`lstm_gradcheck.reference.layout.gate_slice`).
     """
     rng = _rng(case, oracle, probe)
     arrays = case.arrays()
@@ -78,7 +77,7 @@ def moved(case: Case, v: Direction, h: float) -> Case:
 
 def loss_noise(case: Case, loss: float, grads: Mapping[str, np.ndarray]) -> float:
     """ε_L = NOISE_ULPS eps (|L| + sum |θ_i g_i|): the roundoff of one loss evaluation
-    (Note [Central differences and their error] in :mod:`oracles.finite_difference`)."""
+    (Note [Central differences and their error] in :mod:`lstm_gradcheck.oracles.finite_difference`)."""
     arrays = case.arrays()
     sensitivity = sum(
         float(np.sum(np.abs(np.asarray(g, dtype=np.float64) * arrays[n]))) for n, g in grads.items() if n in arrays

@@ -106,7 +106,7 @@ What no step can beat is the method's roundoff floor, reported as
 ``details["resolution"]`` (the bound's noise term at the base step): a
 gradient below it is resolved only to that absolute level.
 
-The evaluations come from :mod:`oracles.batched`: the loss of every
+The evaluations come from :mod:`lstm_gradcheck.oracles.batched`: the loss of every
 perturbed copy at GEMM speed. A float32 case is checked on its values
 promoted to float64: the oracle's answer is the exact gradient at those inputs.
 """
@@ -118,8 +118,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-
-from oracles.batched import (
+from lstm_gradcheck.oracles.batched import (
     WORKERS,
     Base,
     base_copies,
@@ -128,9 +127,9 @@ from oracles.batched import (
     prepare,
     row_steps,
 )
-from reference.case import Case
-from reference.config import LSTMConfig
-from reference.layout import gradient_names, gradient_shapes
+from lstm_gradcheck.reference.case import Case
+from lstm_gradcheck.reference.config import LSTMConfig
+from lstm_gradcheck.reference.layout import gradient_names, gradient_shapes
 
 __all__ = [
     "EPS",
@@ -298,7 +297,7 @@ def _third_requests(
 ) -> tuple[list[tuple[str, np.ndarray, np.ndarray]], dict[str, np.ndarray]]:
     """What the third differences of elements ``idx`` at steps ``h`` (``todo[name] = (idx, h)``)
     need beyond L(θ ± h): L(θ + 2h) at each, and the δ = 0 copies
-    (:func:`oracles.batched.base_copies`), two requests per tensor in ``todo``'s order. Also,
+    (:func:`lstm_gradcheck.oracles.batched.base_copies`), two requests per tensor in ``todo``'s order. Also,
     per tensor, where each element's own δ = 0 value sits in the second request's result."""
     requests, place = [], {}
     for name, (idx, h) in todo.items():
@@ -553,7 +552,7 @@ def _unfit(config: LSTMConfig, method: str, instead: str) -> str | None:
 def roughness(case: Case, c: float) -> tuple[str, float]:
     """The tensor whose exact gradient's even part moves most, relative to its scale, under
     a step ``c`` of every element, and that fraction (Note [Smooth enough for finite differences])."""
-    from reference.lstm import grads  # noqa: PLC0415
+    from lstm_gradcheck.reference.lstm import grads  # noqa: PLC0415
 
     exact = case.astype("float64")
     arrays = exact.arrays()

@@ -15,10 +15,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
-
-from oracles.compare import CheckResult, compare_gradients, make_tolerance
-from reference.case import Case
-from reference.config import LSTMConfig
+from lstm_gradcheck.oracles.compare import CheckResult, compare_gradients, make_tolerance
+from lstm_gradcheck.reference.case import Case
+from lstm_gradcheck.reference.config import LSTMConfig
 
 __all__ = [
     "OracleReport",
@@ -135,7 +134,7 @@ def default_oracles(config: LSTMConfig) -> tuple[str, ...]:
 
 def reference_loss(case: Case) -> float:
     """The contract model's loss by the reference's forward pass, in the case's dtype."""
-    from reference.lstm import forward  # noqa: PLC0415
+    from lstm_gradcheck.reference.lstm import forward  # noqa: PLC0415
 
     return forward(case)[0].loss
 
@@ -189,4 +188,4 @@ def _load_builtin() -> None:
     if _LOADED:
         return
     _LOADED = True
-    import oracles.builtin  # noqa: F401, PLC0415
+    import lstm_gradcheck.oracles.builtin  # noqa: F401, PLC0415

@@ -11,7 +11,7 @@ so ``r(h) = max over ± of |L(θ ± h v) - L(θ) ∓ h ⟨g, v⟩| = |a| h + |b|
 g has a = 0: r falls as h², slope 2 on a log-log plot. A wrong g has a ≠ 0:
 below h ≈ |a/b| the slope is 1. Steps ``h_k = 0.1 * 4^-k`` run down until
 r(h) sinks into roundoff (``r < 10 ε_L``, ε_L the loss's roundoff bound from
-:func:`oracles.directions.loss_noise`); the slope is the least-squares fit of
+:func:`lstm_gradcheck.oracles.directions.loss_noise`); the slope is the least-squares fit of
 log r against log h over the two smallest steps above that floor,
 where a linear term shows first. Verdict: slope >= 1.5 (halfway between the
 two regimes) passes; below fails. The fit needs no tuned step: only r's
@@ -31,7 +31,7 @@ sum |v| over its elements): a gradient within the rule, a float32 one rounded
 at 1e-7 say, still has a tiny linear term that the smallest steps reveal.
 
 Directions: one per tensor (so a slope of 1 names the tensor) and one over
-all tensors together, from :func:`oracles.directions.random_direction`. When
+all tensors together, from :func:`lstm_gradcheck.oracles.directions.random_direction`. When
 a tensor's slope fails, its full central-difference check has the last word:
 it locates the element, or clears the tensor.
 
@@ -44,9 +44,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
-
-from oracles.compare import MISMATCH, NOT_PROVIDED, OK, CheckResult, TensorResult, make_tolerance
-from oracles.directions import (
+from lstm_gradcheck.oracles.compare import MISMATCH, NOT_PROVIDED, OK, CheckResult, TensorResult, make_tolerance
+from lstm_gradcheck.oracles.directions import (
     inner,
     located_check,
     loss_noise,
@@ -54,8 +53,8 @@ from oracles.directions import (
     random_direction,
     tensor_names,
 )
-from oracles.registry import OracleReport, reference_loss
-from reference.case import Case
+from lstm_gradcheck.oracles.registry import OracleReport, reference_loss
+from lstm_gradcheck.reference.case import Case
 
 __all__ = [
     "SLOPE_THRESHOLD",

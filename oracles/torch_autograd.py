@@ -19,9 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
-
-from reference.case import Case
-from reference.layout import HEAD_BIAS, HEAD_WEIGHT, STATE_INPUTS, gate_slice, layer_param_names
+from lstm_gradcheck.reference.case import Case
+from lstm_gradcheck.reference.layout import HEAD_BIAS, HEAD_WEIGHT, STATE_INPUTS, gate_slice, layer_param_names
 
 __all__ = ["TorchResult", "final_state_term", "scored_logits", "threads_for", "torch_grads"]
 

@@ -15,9 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
-
-from reference.case import Case
-from reference.layout import HEAD_BIAS, HEAD_WEIGHT
+from lstm_gradcheck.reference.case import Case
+from lstm_gradcheck.reference.layout import HEAD_BIAS, HEAD_WEIGHT
 
 __all__ = ["GradcheckTiming", "gradcheck_inputs", "time_gradcheck"]
 

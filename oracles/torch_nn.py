@@ -16,13 +16,12 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
+from lstm_gradcheck.oracles.builtin import torch_nn_unfit
+from lstm_gradcheck.oracles.torch_autograd import TorchResult, final_state_term, scored_logits, threads_for
+from lstm_gradcheck.reference.case import Case
+from lstm_gradcheck.reference.layout import HEAD_BIAS, HEAD_WEIGHT, STATE_INPUTS, bias_ih, gate_slice
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
-
-from oracles.builtin import torch_nn_unfit
-from oracles.torch_autograd import TorchResult, final_state_term, scored_logits, threads_for
-from reference.case import Case
-from reference.layout import HEAD_BIAS, HEAD_WEIGHT, STATE_INPUTS, bias_ih, gate_slice
 
 __all__ = ["NotExpressible", "nn_grads", "forward_backward_pass"]
 

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from hypothesis import note
-
-from oracles.compare import Answer, CheckResult, conditioning_allowance
-from oracles.registry import run_oracle
-from reference.case import Case, GradsFn
-from reference.lstm import grads as reference_grads
+from lstm_gradcheck.oracles.compare import Answer, CheckResult, conditioning_allowance
+from lstm_gradcheck.oracles.registry import run_oracle
+from lstm_gradcheck.reference.case import Case, GradsFn
+from lstm_gradcheck.reference.lstm import grads as reference_grads
 
 __all__ = ["agree", "assert_agrees"]
 
@@ -16,7 +15,7 @@ def agree(impl: GradsFn, case: Case, oracle: str = "torch", exact: Answer | None
     """Run ``impl`` and ``oracle`` on ``case`` and compare them under the tolerance rule.
 
     ``exact`` is the case's exact answer if the caller has it (a
-    :class:`properties.strategies.Judged` draw's): the conditioning probes
+    :class:`lstm_gradcheck.properties.strategies.Judged` draw's): the conditioning probes
     start from it, and for the float64 reference it is the implementation's
     answer itself, which is then not computed a second time.
     """

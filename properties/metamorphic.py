@@ -23,12 +23,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 import numpy as np
-
-from oracles.compare import CheckResult, compare_gradients, conditioning_allowance, make_tolerance
-from reference.activations import sigmoid
-from reference.case import Case, GradsFn
-from reference.layout import bias_ih, gate_blocks, gate_slice, param_names
-from reference.losses import head_loss, scored_steps
+from lstm_gradcheck.oracles.compare import CheckResult, compare_gradients, conditioning_allowance, make_tolerance
+from lstm_gradcheck.reference.activations import sigmoid
+from lstm_gradcheck.reference.case import Case, GradsFn
+from lstm_gradcheck.reference.layout import bias_ih, gate_blocks, gate_slice, param_names
+from lstm_gradcheck.reference.losses import head_loss, scored_steps
 
 __all__ = [
     "GradsFn",

@@ -29,10 +29,9 @@ from functools import lru_cache
 import numpy as np
 from hypothesis import assume
 from hypothesis import strategies as st
-
-from oracles.compare import Answer, exact_answer, unjudgeable
-from reference.case import Case, make_case
-from reference.config import CHOICES, LSTMConfig
+from lstm_gradcheck.oracles.compare import Answer, exact_answer, unjudgeable
+from lstm_gradcheck.reference.case import Case, make_case
+from lstm_gradcheck.reference.config import CHOICES, LSTMConfig
 
 __all__ = [
     "CaseSpace",
@@ -212,7 +211,7 @@ def weight_scales(space: CaseSpace = DEFAULT_SPACE) -> st.SearchStrategy[float]:
 
 @dataclass(frozen=True, eq=False)
 class Judged:
-    """A drawn case and its exact answer (:func:`oracles.compare.exact_answer`): the
+    """A drawn case and its exact answer (:func:`lstm_gradcheck.oracles.compare.exact_answer`): the
     float64 reference's loss and gradients, which the filter that admitted the case
     had to compute anyway. Properties pass ``exact`` on instead of computing it again."""
 
@@ -227,7 +226,7 @@ def judged_cases(
     """A random valid :class:`Case`, ``make_case(config, seed, lengths, weight_scale)``,
     with its exact answer.
 
-    The arrays come from :func:`reference.case.make_case`'s parts (params,
+    The arrays come from :func:`lstm_gradcheck.reference.case.make_case`'s parts (params,
     inputs, targets, final-state gradients, each from its own stream of the
     seed), so every case found here is reproducible from the command line:
     ``lstm-gradcheck report --seed S --weight-scale W ...``.

@@ -5,8 +5,8 @@ contract's :func:`grads`, plus :func:`forward` / :func:`backward` with an
 explicit cache for callers that want the intermediate values.
 """
 
-from reference.case import Case, make_case
-from reference.config import CaseError, LSTMConfig
-from reference.lstm import backward, forward, grads
+from lstm_gradcheck.reference.case import Case, make_case
+from lstm_gradcheck.reference.config import CaseError, LSTMConfig
+from lstm_gradcheck.reference.lstm import backward, forward, grads
 
 __all__ = ["Case", "CaseError", "LSTMConfig", "backward", "forward", "grads", "make_case"]

@@ -15,9 +15,8 @@ from types import MappingProxyType
 from typing import Any
 
 import numpy as np
-
-from reference.config import CaseError, LSTMConfig
-from reference.layout import STATE_INPUTS, param_shapes
+from lstm_gradcheck.reference.config import CaseError, LSTMConfig
+from lstm_gradcheck.reference.layout import STATE_INPUTS, param_shapes
 
 __all__ = [
     "Case",

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from reference.config import LSTMConfig
+    from lstm_gradcheck.reference.config import LSTMConfig
 
 __all__ = [
     "GATES",

@@ -20,9 +20,8 @@ keeps them exact and differentiable there.
 from __future__ import annotations
 
 import numpy as np
-
-from reference.activations import sigmoid
-from reference.config import LSTMConfig
+from lstm_gradcheck.reference.activations import sigmoid
+from lstm_gradcheck.reference.config import LSTMConfig
 
 __all__ = ["ScoredSteps", "scored_steps", "head_loss", "gradient_terms"]
 

@@ -56,11 +56,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-
-from reference.activations import activate_gates, gate_constants
-from reference.case import Case
-from reference.config import LSTMConfig
-from reference.layout import (
+from lstm_gradcheck.reference.activations import activate_gates, gate_constants
+from lstm_gradcheck.reference.case import Case
+from lstm_gradcheck.reference.config import LSTMConfig
+from lstm_gradcheck.reference.layout import (
     HEAD_BIAS,
     HEAD_WEIGHT,
     bias_hh,
@@ -70,7 +69,7 @@ from reference.layout import (
     weight_hh,
     weight_ih,
 )
-from reference.losses import ScoredSteps, head_loss, scored_steps
+from lstm_gradcheck.reference.losses import ScoredSteps, head_loss, scored_steps
 
 __all__ = [
     "LayerCache",
@@ -165,7 +164,7 @@ def layer_forward(
         mask: (T, B, 1) valid-step mask or None.
         perturb: called as ``perturb(h_t, c_t)`` after every step to change the
             new states in place; the tolerance rule uses it to emulate rounding
-            at every step (see ``oracles.compare.conditioning_allowance``).
+            at every step (see ``lstm_gradcheck.oracles.compare.conditioning_allowance``).
 
     Returns:
         The layer's :class:`LayerCache`; its outputs are ``cache.h[1:]``.

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from reference.case import Case, make_case
-from reference.config import CaseError, LSTMConfig
+from lstm_gradcheck.reference.case import Case, make_case
+from lstm_gradcheck.reference.config import CaseError, LSTMConfig
 
 
 def base(**changes) -> Case:

@@ -21,7 +21,9 @@ def impl_dir(tmp_path: Path) -> Path:
     (tmp_path / "raises_on_import.py").write_text("raise RuntimeError('needs a GPU')\n")
     (tmp_path / "no_function.py").write_text("def other(case):\n    pass\n")
     (tmp_path / "not_callable.py").write_text("grads = 3\n")
-    (tmp_path / "helper.py").write_text("import reference\n\ndef compute(case):\n    return reference.grads(case)\n")
+    (tmp_path / "helper.py").write_text(
+        "from lstm_gradcheck import reference\n\ndef compute(case):\n    return reference.grads(case)\n"
+    )
     (tmp_path / "uses_sibling.py").write_text(
         "from helper import compute\n\ndef grads(case):\n    return compute(case)\n"
     )
@@ -99,7 +101,7 @@ def test_the_same_seed_gives_the_same_report_byte_for_byte(run_cli):
 SLOW_IMPL = """
 import pathlib
 import time
-import reference
+from lstm_gradcheck import reference
 
 def grads(case):
     loss, g = reference.grads(case)

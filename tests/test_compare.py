@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-import reference
-from oracles.compare import (
+from lstm_gradcheck.oracles.compare import (
     GradientMismatchError,
     compare_gradients,
     compare_tensor,
@@ -14,8 +12,10 @@ from oracles.compare import (
     make_tolerance,
     relative_tolerance,
 )
-from reference.case import make_case
-from reference.config import LSTMConfig
+from lstm_gradcheck.reference.case import make_case
+from lstm_gradcheck.reference.config import LSTMConfig
+
+from lstm_gradcheck import reference
 
 
 @pytest.fixture(scope="module")
@@ -107,8 +107,8 @@ def test_conditioning_covers_the_rounding_of_a_confident_softmax():
 def test_gradient_terms_are_the_parts_dy_is_the_difference_of():
     """|a| + |a - b| with a = softmax(y), 2 y or sigmoid(y) and b the target term, written out
     here independently of how gradient_terms recovers a from dy."""
-    from reference.activations import sigmoid  # noqa: PLC0415
-    from reference.losses import gradient_terms, head_loss, scored_steps  # noqa: PLC0415
+    from lstm_gradcheck.reference.activations import sigmoid  # noqa: PLC0415
+    from lstm_gradcheck.reference.losses import gradient_terms, head_loss, scored_steps  # noqa: PLC0415
 
     config = LSTMConfig(input_size=2, hidden_size=2, output_size=3, seq_len=2, batch_size=2, reduction="mean")
     for loss in ("cross_entropy", "mse", "bce"):

@@ -11,13 +11,12 @@ import json
 
 import numpy as np
 import pytest
-
-from oracles import batched
-from oracles.compare import conditioning_allowance
-from oracles.complex_step import complex_step_gradient
-from oracles.directional import directional_judge, probes_for
-from oracles.directions import random_direction
-from oracles.finite_difference import (
+from lstm_gradcheck.oracles import batched
+from lstm_gradcheck.oracles.compare import conditioning_allowance
+from lstm_gradcheck.oracles.complex_step import complex_step_gradient
+from lstm_gradcheck.oracles.directional import directional_judge, probes_for
+from lstm_gradcheck.oracles.directions import random_direction
+from lstm_gradcheck.oracles.finite_difference import (
     CENTRAL_STEP,
     EPS,
     RICHARDSON_MULTIPLES,
@@ -32,12 +31,12 @@ from oracles.finite_difference import (
     richardson_gradient,
     roughness,
 )
-from oracles.registry import default_oracles, reference_loss, run_oracle
-from oracles.taylor import SLOPE_THRESHOLD, taylor_judge
-from reference.case import make_case
-from reference.config import LSTMConfig
-from reference.layout import gate_slice, gradient_names
-from reference.lstm import forward, grads
+from lstm_gradcheck.oracles.registry import default_oracles, reference_loss, run_oracle
+from lstm_gradcheck.oracles.taylor import SLOPE_THRESHOLD, taylor_judge
+from lstm_gradcheck.reference.case import make_case
+from lstm_gradcheck.reference.config import LSTMConfig
+from lstm_gradcheck.reference.layout import gate_slice, gradient_names
+from lstm_gradcheck.reference.lstm import forward, grads
 
 EVERYTHING = LSTMConfig(
     input_size=3, hidden_size=4, num_layers=2, output_size=3, seq_len=5, batch_size=3, loss="bce", final_state=True

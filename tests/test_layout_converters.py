@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from reference.layout import (
+from lstm_gradcheck.reference.layout import (
     CONCAT_ORDERS,
     GATES,
     TF_GATE_ORDER,
@@ -132,7 +131,7 @@ def test_weight_maps_are_permutations_so_they_convert_gradients_too(layer):
 
 
 def test_rows_of_units_and_gate_units_of_rows_invert_each_other():
-    from reference.layout import gate_slice, rows_to_gate_units, unit_rows  # noqa: PLC0415
+    from lstm_gradcheck.reference.layout import gate_slice, rows_to_gate_units, unit_rows  # noqa: PLC0415
 
     hidden = 3
     rows = unit_rows(np.array([0, 2, 1]), hidden)

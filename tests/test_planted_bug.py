@@ -5,15 +5,15 @@ from __future__ import annotations
 import dataclasses
 import re
 
+import lstm_gradcheck.reference.lstm  # noqa: F401 (reference.lstm below)
 import numpy as np
 import pytest
 from hypothesis import settings
+from lstm_gradcheck.oracles.compare import GradientMismatchError
+from lstm_gradcheck.properties.counting import count_example
 
-import reference
-import reference.lstm
-from oracles.compare import GradientMismatchError
-from properties import test_oracles
-from properties.counting import count_example
+from lstm_gradcheck import reference
+from tests.properties import test_oracles
 
 LOCATED = re.compile(
     r"(weight_ih|weight_hh|bias_ih|bias_hh)_l\d+: mismatch.*worst \1_l\d+\[(input|forget|cell|output) gate"

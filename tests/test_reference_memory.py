@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from reference.case import make_case
-from reference.config import LSTMConfig
-from reference.lstm import backward, forward, grads
+from lstm_gradcheck.reference.case import make_case
+from lstm_gradcheck.reference.config import LSTMConfig
+from lstm_gradcheck.reference.lstm import backward, forward, grads
 
 
 @pytest.mark.parametrize(

@@ -8,12 +8,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from lstm_gradcheck.reference.case import make_case
+from lstm_gradcheck.reference.config import LSTMConfig
 
 from lstm_gradcheck.implementation import load_implementation, reference_implementation
 from lstm_gradcheck.report import build_report
 from lstm_gradcheck.search import search
-from reference.case import make_case
-from reference.config import LSTMConfig
 
 PLANTED = Path(__file__).parent / "planted" / "output_gate_sigma_prime.py"
 SPEC = f"{PLANTED}:grads"
@@ -57,7 +57,7 @@ def test_same_seed_same_result():
 def test_unsupported_cases_are_counted_and_never_flagged(tmp_path):
     impl_file = tmp_path / "only_f32.py"
     impl_file.write_text(
-        "import reference\n"
+        "from lstm_gradcheck import reference\n"
         "def grads(case):\n"
         "    if case.config.num_layers > 1 or case.config.seq_len > 4:\n"
         "        raise NotImplementedError('one layer, at most 4 steps')\n"
@@ -90,9 +90,9 @@ def test_per_step_and_suffix_localization_agree_on_a_missing_recurrent_term():
     import dataclasses  # noqa: PLC0415
 
     import numpy as np  # noqa: PLC0415
+    from lstm_gradcheck.reference import lstm  # noqa: PLC0415
 
     from lstm_gradcheck.implementation import Implementation  # noqa: PLC0415
-    from reference import lstm  # noqa: PLC0415
 
     def run_wrong(case):
         real = lstm.layer_backward
@@ -171,7 +171,7 @@ def test_pytest_plugin_runs_the_search(tmp_path):
             "-p",
             "no:cacheprovider",
             "--lstm-impl",
-            "reference:grads",
+            "lstm_gradcheck.reference:grads",
             "--lstm-max-examples",
             "15",
             "--rootdir",

@@ -18,18 +18,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from lstm_gradcheck.oracles.compare import CheckResult, compare_gradients, conditioning_allowance, make_tolerance
+from lstm_gradcheck.oracles.registry import run_oracle
+from lstm_gradcheck.reference.case import Case
+from lstm_gradcheck.reference.lstm import backward, forward, per_step_contributions
+from lstm_gradcheck.reference.lstm import grads as reference_grads
+from lstm_gradcheck.reference.variants import VARIANTS, Derivation, build_case, right_variants, wrong_variants
+from lstm_gradcheck.reference.variants.convention import Convention
 
-import reference.variants
+from lstm_gradcheck import reference
 from lstm_gradcheck.cli import main
 from lstm_gradcheck.implementation import load_implementation
 from lstm_gradcheck.variants import observed_location
-from oracles.compare import CheckResult, compare_gradients, conditioning_allowance, make_tolerance
-from oracles.registry import run_oracle
-from reference.case import Case
-from reference.lstm import backward, forward, per_step_contributions
-from reference.lstm import grads as reference_grads
-from reference.variants import VARIANTS, Derivation, build_case, right_variants, wrong_variants
-from reference.variants.convention import Convention
 
 ROOT = Path(__file__).resolve().parent.parent
 LSTM_PARAMS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
@@ -84,7 +84,7 @@ def test_registry_has_every_seed_and_a_catalogue_of_25_wrong_variants():
 
 
 def test_each_variant_is_an_implementation_for_the_cli():
-    impl = load_implementation("reference.variants:seed004_eq3_no_recurrent_dh")
+    impl = load_implementation("lstm_gradcheck.reference.variants:seed004_eq3_no_recurrent_dh")
     assert impl.grads is VARIANTS["seed004_eq3_no_recurrent_dh"].grads
     assert impl.per_step is not None
     assert "seed002_printed_jacobian" in dir(reference.variants)
@@ -92,7 +92,14 @@ def test_each_variant_is_an_implementation_for_the_cli():
 
 
 def test_cli_report_on_a_variant_fails_on_its_minimal_case(capsys):
-    args = ["report", "--impl", "reference.variants:seed004_eq3_no_recurrent_dh", "--oracle", "torch", "--json"]
+    args = [
+        "report",
+        "--impl",
+        "lstm_gradcheck.reference.variants:seed004_eq3_no_recurrent_dh",
+        "--oracle",
+        "torch",
+        "--json",
+    ]
     case = ["--seq-len", "2", "--num-layers", "1", "--no-final-state", "--loss-at", "every", "--loss", "cross_entropy"]
     assert main([*args, *case]) == 1
     out = json.loads(capsys.readouterr().out)

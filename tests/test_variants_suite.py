@@ -12,10 +12,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from lstm_gradcheck.reference.variants import VARIANTS, right_variants, wrong_variants
 
 from lstm_gradcheck.cli import main
 from lstm_gradcheck.variants import check_variant, kill_matrix
-from reference.variants import VARIANTS, right_variants, wrong_variants
 
 
 @pytest.mark.parametrize("variant", wrong_variants(), ids=lambda v: v.name)

@@ -3,19 +3,25 @@ derivation as written (the seed documents', a catalogue of realistic mistakes, a
 right ones of other parameter forms), registered with their source, statement,
 expected verdict and, for wrong ones, their minimal failing condition and location.
 
-    from reference.variants import VARIANTS, get_variant
+    from lstm_gradcheck.reference.variants import VARIANTS, get_variant
     loss, grads = get_variant("seed004_eq3_no_recurrent_dh").grads(case)
 
 Every variant is also an attribute of this package under its name, so the CLI
-checks it directly: ``lstm-gradcheck report --impl reference.variants:seed004_eq3_no_recurrent_dh``.
+checks it directly: ``lstm-gradcheck report --impl lstm_gradcheck.reference.variants:seed004_eq3_no_recurrent_dh``.
 """
 
 from __future__ import annotations
 
-from reference.variants.convention import ANY, Convention
-from reference.variants.derivation import Derivation
-from reference.variants.registry import VARIANTS, get_variant, right_variants, variant_names, wrong_variants
-from reference.variants.variant import BASE_CONFIG, ExpectedLocation, Minimal, Variant, build_case
+from lstm_gradcheck.reference.variants.convention import ANY, Convention
+from lstm_gradcheck.reference.variants.derivation import Derivation
+from lstm_gradcheck.reference.variants.registry import (
+    VARIANTS,
+    get_variant,
+    right_variants,
+    variant_names,
+    wrong_variants,
+)
+from lstm_gradcheck.reference.variants.variant import BASE_CONFIG, ExpectedLocation, Minimal, Variant, build_case
 
 __all__ = [
     "ANY",
@@ -35,7 +41,7 @@ __all__ = [
 
 
 def __getattr__(name: str) -> object:
-    """``reference.variants.<variant name>`` is that variant's ``grads`` (for ``--impl``)."""
+    """``lstm_gradcheck.reference.variants.<variant name>`` is that variant's ``grads`` (for ``--impl``)."""
     if name in VARIANTS:
         return VARIANTS[name].grads
     raise AttributeError(f"module 'reference.variants' has no attribute {name!r}")

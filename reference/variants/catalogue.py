@@ -1,6 +1,6 @@
 """The catalogue of realistic wrong derivations: one slip each, over the whole contract.
 
-Each entry is ``Derivation(<one switch>)`` (see :mod:`reference.variants.derivation`)
+Each entry is ``Derivation(<one switch>)`` (see :mod:`lstm_gradcheck.reference.variants.derivation`)
 applied to every case of the contract (or to the cell output its slip needs).
 Sources: the research document on the seeds (research/derivation-variants.md),
 public code where the slip is seen, or the rule the slip breaks. Minimal
@@ -9,11 +9,11 @@ conditions were measured with random nonzero h0 and c0.
 
 from __future__ import annotations
 
-from reference.config import LSTMConfig
-from reference.variants.convention import Convention
-from reference.variants.derivation import Derivation
-from reference.variants.seeds import TANH_CELL
-from reference.variants.variant import (
+from lstm_gradcheck.reference.config import LSTMConfig
+from lstm_gradcheck.reference.variants.convention import Convention
+from lstm_gradcheck.reference.variants.derivation import Derivation
+from lstm_gradcheck.reference.variants.seeds import TANH_CELL
+from lstm_gradcheck.reference.variants.variant import (
     ALL_GATES,
     EVERY_TENSOR_ONE_LAYER,
     ExpectedLocation,

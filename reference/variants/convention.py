@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from reference.config import LSTMConfig
+from lstm_gradcheck.reference.config import LSTMConfig
 
 __all__ = ["Convention", "ANY"]
 

@@ -35,14 +35,13 @@ from dataclasses import dataclass, fields
 from typing import NamedTuple
 
 import numpy as np
-
-from reference.activations import sigmoid_and_grad
-from reference.case import Case
-from reference.config import LSTMConfig
-from reference.layout import GATES, HEAD_BIAS, HEAD_WEIGHT, bias_hh, bias_ih
-from reference.losses import ScoredSteps, head_loss, scored_steps
-from reference.variants.convention import ANY, Convention
-from reference.variants.forms import TORCH, Form, FormGrads
+from lstm_gradcheck.reference.activations import sigmoid_and_grad
+from lstm_gradcheck.reference.case import Case
+from lstm_gradcheck.reference.config import LSTMConfig
+from lstm_gradcheck.reference.layout import GATES, HEAD_BIAS, HEAD_WEIGHT, bias_hh, bias_ih
+from lstm_gradcheck.reference.losses import ScoredSteps, head_loss, scored_steps
+from lstm_gradcheck.reference.variants.convention import ANY, Convention
+from lstm_gradcheck.reference.variants.forms import TORCH, Form, FormGrads
 
 __all__ = ["Derivation", "tanh_and_grad"]
 

@@ -1,16 +1,16 @@
 """Right derivations that differ only in form: the same BPTT on parameters stored another way.
 
 Each converts the case's parameters into its own layout and its gradients
-back, through the converters of :mod:`reference.layout` (Note [Layout
+back, through the converters of :mod:`lstm_gradcheck.reference.layout` (Note [Layout
 converters]); the derivation itself is ``Derivation(form=...)``. Together
 with the correct ``Derivation()`` they must pass every oracle on every case.
 """
 
 from __future__ import annotations
 
-from reference.variants.derivation import Derivation
-from reference.variants.forms import FUSED, SEPARATE, TF_IJFO, concat_form
-from reference.variants.variant import Variant
+from lstm_gradcheck.reference.variants.derivation import Derivation
+from lstm_gradcheck.reference.variants.forms import FUSED, SEPARATE, TF_IJFO, concat_form
+from lstm_gradcheck.reference.variants.variant import Variant
 
 __all__ = ["EQUIVALENT"]
 

@@ -1,6 +1,6 @@
 """Parameter forms: the same LSTM layer with its weights stored in different shapes.
 
-A derivation (:mod:`reference.variants.derivation`) touches a layer's
+A derivation (:mod:`lstm_gradcheck.reference.variants.derivation`) touches a layer's
 parameters in exactly three places, and a :class:`Form` supplies them:
 
     preact(p, u, h)              z_g = (W_x u + W_h h + b)_g per gate g     (B, H) each
@@ -12,7 +12,7 @@ counts as zero (derivations that drop a path say so by leaving it out). The
 gradients a form accumulates are a flat ``dict[str, ndarray]`` in the form's
 own shapes; :meth:`Form.to_contract` maps them back to the contract's
 ``weight_ih_l{k}`` ... ``bias_hh_l{k}``. Every conversion goes through the
-converters of :mod:`reference.layout` (Note [Layout converters]).
+converters of :mod:`lstm_gradcheck.reference.layout` (Note [Layout converters]).
 
 Forms: :data:`TORCH` (the contract's 4H layout), :data:`SEPARATE` (per-gate
 W and U, seed 002), :func:`concat_form` (per-gate matrices on [x, h] or
@@ -27,8 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-
-from reference.layout import (
+from lstm_gradcheck.reference.layout import (
     GATES,
     TF_GATE_ORDER,
     SeparateGates,

@@ -1,9 +1,9 @@
 """Every registered derivation variant by name: the subjects of the regression suite.
 
 ``VARIANTS`` holds, in order, the seeds' own derivations
-(:mod:`reference.variants.seeds`), the catalogue of wrong ones
-(:mod:`reference.variants.catalogue`) and the right ones of other forms
-(:mod:`reference.variants.equivalent`).
+(:mod:`lstm_gradcheck.reference.variants.seeds`), the catalogue of wrong ones
+(:mod:`lstm_gradcheck.reference.variants.catalogue`) and the right ones of other forms
+(:mod:`lstm_gradcheck.reference.variants.equivalent`).
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from reference.variants.catalogue import CATALOGUE
-from reference.variants.equivalent import EQUIVALENT
-from reference.variants.seeds import SEED_VARIANTS
-from reference.variants.variant import Variant
+from lstm_gradcheck.reference.variants.catalogue import CATALOGUE
+from lstm_gradcheck.reference.variants.equivalent import EQUIVALENT
+from lstm_gradcheck.reference.variants.seeds import SEED_VARIANTS
+from lstm_gradcheck.reference.variants.variant import Variant
 
 __all__ = ["VARIANTS", "get_variant", "variant_names", "right_variants", "wrong_variants"]
 

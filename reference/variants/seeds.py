@@ -12,9 +12,9 @@ than the research document says, on c0 or h0 alone (see each entry's note).
 
 from __future__ import annotations
 
-from reference.variants.convention import Convention
-from reference.variants.derivation import Derivation
-from reference.variants.variant import ALL_GATES, ExpectedLocation, Minimal, Variant, longest
+from lstm_gradcheck.reference.variants.convention import Convention
+from lstm_gradcheck.reference.variants.derivation import Derivation
+from lstm_gradcheck.reference.variants.variant import ALL_GATES, ExpectedLocation, Minimal, Variant, longest
 
 __all__ = ["SEED_VARIANTS", "SEED001", "SEED002", "SEED003", "SEED004", "TANH_CELL"]
 

@@ -15,10 +15,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-
-from reference.case import Case, GradsFn, make_case
-from reference.config import LSTMConfig
-from reference.layout import GATES, gradient_names
+from lstm_gradcheck.reference.case import Case, GradsFn, make_case
+from lstm_gradcheck.reference.config import LSTMConfig
+from lstm_gradcheck.reference.layout import GATES, gradient_names
 
 __all__ = [
     "ALL_GATES",
@@ -153,7 +152,7 @@ class Variant:
     """One derivation variant of the regression suite.
 
     Attributes:
-        name: a Python identifier (so ``--impl reference.variants:<name>`` works).
+        name: a Python identifier (so ``--impl lstm_gradcheck.reference.variants:<name>`` works).
         source: where the derivation comes from; a seed's own derivation starts
             with ``seed 000`` … ``seed 004``.
         statement: the derivation in one line.

@@ -17,17 +17,17 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import assume, given, note, settings
 from hypothesis import strategies as st
+from lstm_gradcheck.oracles.compare import compare_gradients, conditioning_allowance, make_tolerance
+from lstm_gradcheck.oracles.complex_step import complex_step_gradient
+from lstm_gradcheck.oracles.directions import loss_noise
+from lstm_gradcheck.oracles.finite_difference import central_gradient, richardson_gradient
+from lstm_gradcheck.oracles.registry import run_oracle
+from lstm_gradcheck.oracles.taylor import taylor_judge
+from lstm_gradcheck.properties.counting import count_example
+from lstm_gradcheck.properties.strategies import DEFAULT_SPACE, cases
+from lstm_gradcheck.reference.layout import gradient_names
 
-import reference
-from oracles.compare import compare_gradients, conditioning_allowance, make_tolerance
-from oracles.complex_step import complex_step_gradient
-from oracles.directions import loss_noise
-from oracles.finite_difference import central_gradient, richardson_gradient
-from oracles.registry import run_oracle
-from oracles.taylor import taylor_judge
-from properties.counting import count_example
-from properties.strategies import DEFAULT_SPACE, cases
-from reference.layout import gradient_names
+from lstm_gradcheck import reference
 
 SMALL = DEFAULT_SPACE.restrict(dtypes=("float64",), max_hidden=4, max_input=4, max_batch=4, long_seq=12)
 GOALS = {"fd": 1e-6, "richardson": 1e-9, "complex-step": 1e-12}
