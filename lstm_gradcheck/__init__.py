@@ -42,7 +42,7 @@ _LAZY = {
     "GradientMismatchError": ("lstm_gradcheck.oracles.compare", "GradientMismatchError"),
     "assert_gradients_match": ("lstm_gradcheck.api", "assert_gradients_match"),
     "ImplementationFailedError": ("lstm_gradcheck.api", "ImplementationFailedError"),
-    "search": ("lstm_gradcheck.search", "search"),
+    "search": ("lstm_gradcheck.searching", "search"),
     "cases": ("lstm_gradcheck.properties.strategies", "cases"),
     "CaseSpace": ("lstm_gradcheck.properties.strategies", "CaseSpace"),
 }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from lstm_gradcheck.implementation import Implementation, load_implementation
+from lstm_gradcheck.implementation import Implementation, as_implementation
 from lstm_gradcheck.oracles.compare import GradientMismatchError
 from lstm_gradcheck.reference.case import Case
 from lstm_gradcheck.report import Report, build_report
@@ -14,19 +14,6 @@ __all__ = ["ImplementationFailedError", "as_implementation", "assert_gradients_m
 
 class ImplementationFailedError(AssertionError):
     """The implementation raised, or returned something the contract does not allow."""
-
-
-def as_implementation(impl: Callable | str | Implementation) -> Implementation:
-    """Accept a ``grads`` function, an ``--impl`` spec string, or an :class:`Implementation`."""
-    if isinstance(impl, Implementation):
-        return impl
-    if isinstance(impl, str):
-        return load_implementation(impl)
-    if not callable(impl):
-        raise TypeError(f"expected a grads(case) function or a 'module:function' spec, got {impl!r}")
-    name = f"{getattr(impl, '__module__', '?')}:{getattr(impl, '__qualname__', repr(impl))}"
-    per_step = getattr(impl, "per_step", None)
-    return Implementation(name, impl, per_step if callable(per_step) else None)
 
 
 def assert_gradients_match(

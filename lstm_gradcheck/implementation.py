@@ -1,14 +1,17 @@
 """Loading and calling an implementation of the contract's ``grads(case)``.
 
 ``--impl`` names an implementation as ``package.module:function`` or
-``path/to/file.py:function``. A file's folder goes on ``sys.path`` (as pytest
-does), so it may import its siblings; a module is looked up from the current
+``path/to/file.py:function``. A file may import its siblings: its folder is
+first on ``sys.path`` while its code runs, and the modules it loads from
+there are its own (Note [Private namespaces] in
+:mod:`lstm_gradcheck.namespaces`). A module is looked up from the current
 directory too. What an implementation prints goes to standard error.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib
 import importlib.util
 import math
@@ -16,14 +19,16 @@ import os
 import sys
 import time
 import traceback
+import types
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from lstm_gradcheck.namespaces import ModuleNamespace
 from lstm_gradcheck.reference.case import Case
-from lstm_gradcheck.reference.layout import gradient_names, gradient_shapes
+from lstm_gradcheck.reference.layout import gradient_shapes, model_gradient_names
 
 __all__ = [
     "UsageError",
@@ -31,6 +36,7 @@ __all__ = [
     "ImplOutcome",
     "Implementation",
     "load_implementation",
+    "as_implementation",
     "reference_implementation",
     "call_implementation",
     "validate_result",
@@ -85,6 +91,19 @@ def reference_implementation() -> Implementation:
     return Implementation("reference", grads, per_step)
 
 
+def as_implementation(impl: Callable | str | Implementation) -> Implementation:
+    """Accept a ``grads`` function, an ``--impl`` spec string, or an :class:`Implementation`."""
+    if isinstance(impl, Implementation):
+        return impl
+    if isinstance(impl, str):
+        return load_implementation(impl)
+    if not callable(impl):
+        raise TypeError(f"expected a grads(case) function or a 'module:function' spec, got {impl!r}")
+    name = f"{getattr(impl, '__module__', '?')}:{getattr(impl, '__qualname__', repr(impl))}"
+    per_step = getattr(impl, "per_step", None)
+    return Implementation(name, impl, per_step if callable(per_step) else None)
+
+
 def load_implementation(spec: str) -> Implementation:
     """Import ``spec`` (``package.module:function`` or ``path/to/file.py:function``)."""
     if not isinstance(spec, str) or spec.count(":") < 1 or spec.rsplit(":", 1)[1] == "":
@@ -94,8 +113,9 @@ def load_implementation(spec: str) -> Implementation:
     target, func_name = spec.rsplit(":", 1)
     if not func_name.isidentifier():
         raise ImplementationLoadError(f"--impl {spec!r}: {func_name!r} is not a Python function name")
+    namespace = None
     if target.endswith(".py") or os.sep in target or "/" in target:
-        module = _import_file(spec, target)
+        module, namespace = _import_file(spec, target)
     else:
         module = _import_module(spec, target)
     try:
@@ -107,37 +127,46 @@ def load_implementation(spec: str) -> Implementation:
     if not callable(func):
         raise ImplementationLoadError(f"--impl {spec!r}: {func_name!r} is a {type(func).__name__}, not a function")
     per_step = getattr(func, "per_step", None)
-    return Implementation(spec, func, per_step if callable(per_step) else None)
+    per_step = per_step if callable(per_step) else None
+    if namespace is not None:
+        func = namespace.wrap(func)
+        per_step = None if per_step is None else namespace.wrap(per_step)
+    return Implementation(spec, func, per_step)
 
 
 def _import_failure(spec: str, what: str, exc: BaseException) -> ImplementationLoadError:
-    last = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
-    where = f" ({Path(last.filename).name}, line {last.lineno})" if last else ""
+    # The user's line, not the import machinery's; a SyntaxError names its own line.
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if not f.filename.startswith("<frozen")]
+    where = (
+        ""
+        if isinstance(exc, SyntaxError) or not frames
+        else f" ({Path(frames[-1].filename).name}, line {frames[-1].lineno})"
+    )
     return ImplementationLoadError(f"--impl {spec!r}: importing {what} failed: {type(exc).__name__}: {exc}{where}")
 
 
-def _import_file(spec: str, target: str):
+def _import_file(spec: str, target: str) -> tuple[types.ModuleType, ModuleNamespace]:
     path = Path(target).expanduser()
     if not path.is_file():
         raise ImplementationLoadError(f"--impl {spec!r}: no such file {str(path)!r}")
-    folder = str(path.resolve().parent)
-    if folder not in sys.path:
-        sys.path.insert(0, folder)  # so the file can import its siblings, as under pytest
-    name = f"lstm_gradcheck_impl_{path.stem}"
+    namespace = ModuleNamespace(path.parent)
+    # One name per file, so two adapter.py files in two folders are two modules.
+    digest = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:12]
+    name = f"lstm_gradcheck_impl_{digest}_{path.stem}"
     module_spec = importlib.util.spec_from_file_location(name, path)
     if module_spec is None or module_spec.loader is None:
         raise ImplementationLoadError(f"--impl {spec!r}: cannot load {str(path)!r} as Python")
     module = importlib.util.module_from_spec(module_spec)
-    sys.modules[name] = module
     try:
-        with contextlib.redirect_stdout(sys.stderr):
+        with namespace.active(), contextlib.redirect_stdout(sys.stderr):
+            sys.modules[name] = module  # dataclasses look their module up while a class is built
             module_spec.loader.exec_module(module)
     except BaseException as exc:
-        sys.modules.pop(name, None)
+        namespace.modules.pop(name, None)
         if isinstance(exc, KeyboardInterrupt):
             raise
         raise _import_failure(spec, str(path), exc) from None
-    return module
+    return module, namespace
 
 
 def _import_module(spec: str, target: str):
@@ -222,7 +251,7 @@ def validate_result(case: Case, result: object) -> tuple[float, dict[str, np.nda
     if not isinstance(grads, Mapping):
         raise ValueError(f"returned {type(grads).__name__} as the gradients; expected a dict name -> numpy array")
     shapes = gradient_shapes(case.config)
-    known = gradient_names(case.config.num_layers)
+    known = model_gradient_names(case.config)
     out: dict[str, np.ndarray] = {}
     for name, value in grads.items():
         if name not in shapes:

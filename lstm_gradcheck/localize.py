@@ -1,33 +1,35 @@
-"""Where in time an error enters: per-step contributions, or prefix runs.
+"""Where in time an error enters: per-step contributions, suffix runs, or prefix runs.
 
-Per-step contributions (when the implementation offers ``per_step(case)``, as
-the reference and the derivation variants do): each step's dW_t, db_t is
-compared with torch's, which gives every step its own leaf copy of the
-weights. BPTT runs from the last step backwards, so the step where the error
-*enters* is the latest step whose contribution is wrong; every earlier step
-inherits it.
-
-Suffix runs (any implementation): the implementation and torch on each
-sequence's last T' = 1, 2, ... steps, started from the exact states before
-them (:func:`suffix_case`). A suffix case's gradients are exactly the full
-case's contributions of those steps, so the first T' on which a tensor
-mismatches says the same as per-step contributions: the error enters at step
-T - T'. Both methods count the way BPTT runs, from the last step backwards.
+Note [Step localization]
+------------------------
+Per-step contributions (when the implementation offers ``per_step(case)``):
+each step's dW_t, db_t against torch's, which gives every step its own copy
+of the weights; BPTT runs from the last step back, so the error *enters* at
+the latest wrong step. Suffix runs (any implementation): the implementation on
+each sequence's last T' steps from the exact states before them, whose
+gradients are exactly those steps' contributions: the first wrong T' says the
+error enters at T - T'. An implementation that refuses nonzero initial states
+cannot take suffix runs; prefix runs (its first T' steps, from its own states)
+then say from how many steps the error shows. A step whose run could not be
+measured is NaN, and no answer may rest on it: the answer is then "unknown".
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from lstm_gradcheck.implementation import OK, Implementation, call_implementation
-from lstm_gradcheck.oracles.compare import conditioning_allowance, make_tolerance
+from lstm_gradcheck.oracles.compare import MISMATCH, conditioning_allowance, make_tolerance
 from lstm_gradcheck.reference.case import Case
+from lstm_gradcheck.reference.config import RANDOM
 from lstm_gradcheck.reference.layout import GATES, gate_slice, parse_name
-from lstm_gradcheck.report import StepLocalization, TensorSummary
+from lstm_gradcheck.reference.lstm import forward_layers
+from lstm_gradcheck.summaries import PER_STEP, PREFIX, SUFFIX, StepLocalization, TensorSummary
 
-__all__ = ["localize_steps", "suffix_case", "MAX_SUFFIX_STEPS"]
+__all__ = ["localize_steps", "suffix_case", "entry_from_end", "first_from_start", "MAX_SUFFIX_STEPS"]
 
 MAX_SUFFIX_STEPS = 64
 _PER_STEP_KINDS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
@@ -35,13 +37,16 @@ _PER_STEP_KINDS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 
 def localize_steps(case: Case, impl: Implementation, tensors: Sequence[TensorSummary]) -> tuple[StepLocalization, ...]:
     """Step localizations for the mismatching tensors of a report."""
-    bad = [t for t in tensors if t.status == "mismatch" and t.record is not None]
+    bad = [t for t in tensors if t.status == MISMATCH and t.record is not None]
     per_step_names = [t.name for t in bad if parse_name(t.name).kind in _PER_STEP_KINDS]
     if impl.per_step is not None and per_step_names:
         located = _per_step(case, impl, [t for t in bad if t.name in per_step_names])
         if located is not None:
             return located
-    return _suffix(case, impl, bad)
+    located = _suffix(case, impl, bad)
+    if any(s.unknown is not None for s in located) and case.config.seq_len > 1:
+        return located + _prefix(case, impl, bad)
+    return located
 
 
 def _per_step(case: Case, impl: Implementation, bad: Sequence[TensorSummary]) -> tuple[StepLocalization, ...] | None:
@@ -65,11 +70,8 @@ def _per_step(case: Case, impl: Implementation, bad: Sequence[TensorSummary]) ->
             for g in GATES
         )
         allowed = summary.record.allowed
-        wrong = np.flatnonzero(per_step > allowed)
-        entry = int(wrong.max()) if wrong.size else None
-        out.append(
-            StepLocalization(name, "per-step contributions", entry, tuple(map(float, per_step)), allowed, gate_rows)
-        )
+        entry, unknown = entry_from_end(tuple(map(float, per_step)), allowed, lambda t: "")
+        out.append(StepLocalization(name, PER_STEP, entry, tuple(map(float, per_step)), allowed, gate_rows, unknown))
     return tuple(out) if out else None
 
 
@@ -81,8 +83,6 @@ def suffix_case(case: Case, steps: int) -> Case:
     that window, so the suffix case's gradients are exactly the full case's
     per-step contributions of those steps (BPTT flows backwards in time).
     """
-    from lstm_gradcheck.reference.lstm import forward_layers  # noqa: PLC0415
-
     cfg = case.config
     t_len, batch = cfg.seq_len, cfg.batch_size
     lengths = np.full(batch, t_len) if case.lengths is None else np.asarray(case.lengths)
@@ -99,8 +99,10 @@ def suffix_case(case: Case, steps: int) -> Case:
             targets[: new_lengths[b], b] = case.targets[window, b]
         for k, layer in enumerate(layers):
             h0[k, b], c0[k, b] = layer.h[starts[b], b], layer.c[starts[b], b]
+    # The states before the window are the forward's, nonzero: the config must say so.
+    states = {name: RANDOM for name, a in (("h0", h0), ("c0", c0)) if np.any(a != 0)}
     return case.replace(
-        config=cfg.replace(seq_len=steps),
+        config=cfg.replace(seq_len=steps, **states),
         x=x,
         h0=h0,
         c0=c0,
@@ -109,39 +111,94 @@ def suffix_case(case: Case, steps: int) -> Case:
     )
 
 
-def _suffix(case: Case, impl: Implementation, bad: Sequence[TensorSummary]) -> tuple[StepLocalization, ...]:
-    """Run the implementation and torch on each sequence's last T' = 1..T steps; per
-    tensor and gate, the error over its allowance for each T' (``errors[T - T']``)."""
-    from lstm_gradcheck.oracles.torch_autograd import torch_grads  # noqa: PLC0415
+def entry_from_end(errors: Sequence[float], allowed: float, why: Callable[[int], str]) -> tuple[int | None, str | None]:
+    """The latest step over ``allowed`` with every later step measured (Note [Step localization]),
+    and the reason it is unknown (``why(t)`` of the unmeasured step t it would rest on)."""
+    for t in range(len(errors) - 1, -1, -1):
+        if math.isnan(errors[t]):
+            return None, f"step {t} could not be measured{why(t)}"
+        if errors[t] > allowed:
+            return t, None
+    return None, None
 
+
+def first_from_start(
+    errors: Sequence[float], allowed: float, why: Callable[[int], str]
+) -> tuple[int | None, str | None]:
+    """The fewest steps k (``errors[k - 1]`` over ``allowed``) with every shorter prefix measured."""
+    for k, err in enumerate(errors, start=1):
+        if math.isnan(err):
+            return None, f"the run on the first {k} step(s) could not be measured{why(k)}"
+        if err > allowed:
+            return k, None
+    return None, None
+
+
+def _ratios(case: Case, impl: Implementation, names: Sequence[str], cut: Case) -> tuple[dict, dict, str | None]:
+    """Per tensor, the implementation's largest error over its allowance on ``cut`` (and per gate,
+    for 4H tensors), against torch; NaN where it could not be measured, with the reason."""
+    from lstm_gradcheck.oracles.torch_autograd import torch_grads  # noqa: PLC0415 (torch only here)
+
+    hidden = case.config.hidden_size
+    nan = float("nan")
+    outcome = call_implementation(impl, cut)
+    if outcome.status != OK:
+        reason = f" (the implementation's run was {outcome.status}: {outcome.error})"
+        return dict.fromkeys(names, nan), {n: [nan] * len(GATES) for n in names}, reason
+    oracle = torch_grads(cut)
+    tolerance = make_tolerance(cut.config.dtype, oracle.grads, conditioning_allowance(cut))
+    whole, gates = {}, {}
+    for name in names:
+        got = outcome.grads.get(name)
+        if got is None:
+            whole[name], gates[name] = nan, [nan] * len(GATES)
+            continue
+        scale = float(np.max(np.abs(oracle.grads[name]), initial=0.0))
+        err = np.abs(np.asarray(got, dtype=np.float64) - oracle.grads[name]) / tolerance.allowed(name, scale)
+        whole[name] = float(err.max(initial=0.0))
+        if parse_name(name).kind in _PER_STEP_KINDS:
+            gates[name] = [float(err[gate_slice(g, hidden)].max(initial=0.0)) for g in GATES]
+        else:
+            gates[name] = [nan] * len(GATES)
+    return whole, gates, None
+
+
+def _runs(case: Case, impl: Implementation, bad: Sequence[TensorSummary], method: str) -> tuple[StepLocalization, ...]:
+    """Suffix runs (column T - T' for the last T' steps) or prefix runs (column T' - 1)."""
     t_len = case.config.seq_len
     if t_len > MAX_SUFFIX_STEPS:
         return ()
-    hidden = case.config.hidden_size
     names = [t.name for t in bad]
     nan = float("nan")
     ratios = {n: [nan] * t_len for n in names}
     gates = {n: [[nan] * t_len for _ in GATES] for n in names}
+    reasons: dict[int, str] = {}
     for steps in range(1, t_len + 1):
-        cut = suffix_case(case, steps)
-        outcome = call_implementation(impl, cut)
-        oracle = torch_grads(cut)
-        tolerance = make_tolerance(cut.config.dtype, oracle.grads, conditioning_allowance(cut))
-        column = t_len - steps  # the earliest step the suffix covers (for full-length sequences)
+        cut = suffix_case(case, steps) if method == SUFFIX else case.truncated(steps)
+        column = t_len - steps if method == SUFFIX else steps - 1
+        whole, per_gate, reason = _ratios(case, impl, names, cut)
+        if reason is not None:
+            reasons[column] = reason
         for name in names:
-            got = outcome.grads.get(name) if outcome.status == OK else None
-            if got is None:
-                continue
-            scale = float(np.max(np.abs(oracle.grads[name]), initial=0.0))
-            err = np.abs(np.asarray(got, dtype=np.float64) - oracle.grads[name]) / tolerance.allowed(name, scale)
-            ratios[name][column] = float(err.max(initial=0.0))
-            if parse_name(name).kind in _PER_STEP_KINDS:
-                for k, g in enumerate(GATES):
-                    gates[name][k][column] = float(err[gate_slice(g, hidden)].max(initial=0.0))
+            ratios[name][column] = whole[name]
+            for k in range(len(GATES)):
+                gates[name][k][column] = per_gate[name][k]
     out = []
     for name in names:
-        over = [t for t, r in enumerate(ratios[name]) if r > 1.0]
-        entry = max(over) if over else None
-        gate_rows = tuple(tuple(row) for row in gates[name]) if parse_name(name).kind in _PER_STEP_KINDS else ()
-        out.append(StepLocalization(name, "suffix", entry, tuple(ratios[name]), 1.0, gate_rows))
+        four_h = parse_name(name).kind in _PER_STEP_KINDS
+        gate_rows = tuple(tuple(row) for row in gates[name]) if four_h else ()
+        if method == SUFFIX:
+            entry, unknown = entry_from_end(ratios[name], 1.0, lambda t: reasons.get(t, " (not provided)"))
+            out.append(StepLocalization(name, SUFFIX, entry, tuple(ratios[name]), 1.0, gate_rows, unknown))
+        else:
+            first, unknown = first_from_start(ratios[name], 1.0, lambda k: reasons.get(k - 1, " (not provided)"))
+            out.append(StepLocalization(name, PREFIX, None, tuple(ratios[name]), 1.0, gate_rows, unknown, first))
     return tuple(out)
+
+
+def _suffix(case: Case, impl: Implementation, bad: Sequence[TensorSummary]) -> tuple[StepLocalization, ...]:
+    return _runs(case, impl, bad, SUFFIX)
+
+
+def _prefix(case: Case, impl: Implementation, bad: Sequence[TensorSummary]) -> tuple[StepLocalization, ...]:
+    return _runs(case, impl, bad, PREFIX)

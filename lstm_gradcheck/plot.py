@@ -8,7 +8,8 @@ import numpy as np
 
 from lstm_gradcheck.implementation import Implementation, UsageError
 from lstm_gradcheck.reference.layout import GATE_NAMES, GATES
-from lstm_gradcheck.report import Report, StepLocalization
+from lstm_gradcheck.report import Report
+from lstm_gradcheck.summaries import StepLocalization
 
 __all__ = ["plot_report"]
 

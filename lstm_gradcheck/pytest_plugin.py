@@ -1,21 +1,25 @@
 """pytest plugin: ``pytest --lstm-impl mypkg.lstm:grads`` adds a search test to the session.
 
-Installed with lstm-gradcheck (entry point ``pytest11``); inert unless
-``--lstm-impl`` is given. The added test fails with the shrunk case's full
-report and a ready-to-run ``lstm-gradcheck report`` command line.
+Installed with lstm-gradcheck (entry point ``pytest11``) and inert unless
+``--lstm-impl`` is given or the ini setting ``lstm_impl`` is set: until then it
+imports nothing of the harness (only pytest). Each search is one test item
+``lstm-gradcheck::search[SPEC]``, marked ``lstm_gradcheck`` (select it with
+``-m lstm_gradcheck``). It fails with the shrunk case's full report and a
+ready-to-run ``lstm-gradcheck report`` command line, and it fails too, saying
+why, when nothing could be checked (every case refused, no gradient given).
 """
 
 from __future__ import annotations
 
 import pytest
 
-from lstm_gradcheck.implementation import UsageError, load_implementation
+__all__ = ["pytest_addoption", "pytest_configure", "pytest_collection_modifyitems", "SearchItem"]
 
-__all__ = ["pytest_addoption", "pytest_collection_modifyitems", "SearchItem"]
+MARKER = "lstm_gradcheck"
 
 
 class SearchFailure(AssertionError):
-    """The search found a case where the implementation is wrong."""
+    """The search found a case where the implementation is wrong, or could check nothing."""
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -27,13 +31,24 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="SPEC",
         help="search this implementation (package.module:function or path/to/file.py:function); repeatable",
     )
-    group.addoption("--lstm-max-examples", type=int, default=200, metavar="N", help="cases per search (default 200)")
+    group.addoption("--lstm-max-examples", type=int, default=None, metavar="N", help="cases per search (default 200)")
     group.addoption("--lstm-seed", type=int, default=0, metavar="S", help="the searches' seed (default 0)")
+    parser.addini("lstm_impl", "implementations to search, as --lstm-impl takes them (one per line)", type="linelist")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", f"{MARKER}: a search of an LSTM implementation by lstm-gradcheck")
+
+
+def _specs(config: pytest.Config) -> list[str]:
+    return [*config.getini("lstm_impl"), *config.getoption("lstm_impl")]
 
 
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
-    for spec in config.getoption("lstm_impl"):
-        items.append(SearchItem.from_parent(session, name=f"lstm-gradcheck-search[{spec}]", spec=spec))
+    for spec in _specs(config):
+        item = SearchItem.from_parent(session, name=f"lstm-gradcheck::search[{spec}]", spec=spec)
+        item.add_marker(MARKER)
+        items.append(item)
 
 
 class SearchItem(pytest.Item):
@@ -41,29 +56,45 @@ class SearchItem(pytest.Item):
 
     def __init__(self, *, spec: str, **kwargs) -> None:
         super().__init__(**kwargs)
-        self.spec = spec
+        self.spec = spec  # the item's parent is the session: its id is its name, whatever file pytest ran
 
     def runtest(self) -> None:
+        # The harness loads only when a search runs: every pytest session imports this plugin.
+        import io  # noqa: PLC0415
+
+        from lstm_gradcheck.implementation import UsageError, load_implementation  # noqa: PLC0415
         from lstm_gradcheck.render import render_report  # noqa: PLC0415
         from lstm_gradcheck.report import build_report  # noqa: PLC0415
-        from lstm_gradcheck.search import report_command, search  # noqa: PLC0415
-
-        impl = load_implementation(self.spec)
-        result = search(
-            impl, max_examples=self.config.getoption("lstm_max_examples"), seed=self.config.getoption("lstm_seed")
+        from lstm_gradcheck.search_command import few_judged_warning  # noqa: PLC0415
+        from lstm_gradcheck.searching import (  # noqa: PLC0415
+            DEFAULT_MAX_EXAMPLES,
+            NOTHING_CHECKED,
+            report_command,
+            search,
         )
-        if result.found:
-            import io  # noqa: PLC0415
 
+        try:
+            impl = load_implementation(self.spec)
+        except UsageError as exc:
+            raise SearchFailure(f"--lstm-impl {self.spec}: {exc}") from None
+        budget = self.config.getoption("lstm_max_examples") or DEFAULT_MAX_EXAMPLES
+        result = search(impl, max_examples=budget, seed=self.config.getoption("lstm_seed"))
+        if result.verdict == NOTHING_CHECKED:
+            raise SearchFailure(f"--lstm-impl {self.spec}: nothing checked: {result.nothing_checked_message()}")
+        if result.found:
             text = io.StringIO()
             render_report(build_report(result.case, impl), text, rich=False)
             raise SearchFailure(
-                f"found a failing case after {result.examples} examples ({result.unsupported} unsupported); "
-                f"shrunk:\n{text.getvalue()}reproduce: {report_command(result.case, self.spec)}"
+                f"--lstm-impl {self.spec}: found a failing case after {result.examples} examples "
+                f"({result.judged} judged, {result.unsupported} unsupported); shrunk:\n{text.getvalue()}"
+                f"reproduce: {report_command(result.case, self.spec)}"
             )
+        warning = few_judged_warning(result)
+        if warning is not None:
+            self.warn(pytest.PytestWarning(f"--lstm-impl {self.spec}: {warning}"))
 
     def repr_failure(self, excinfo, style=None):
-        if isinstance(excinfo.value, (SearchFailure, UsageError)):
+        if isinstance(excinfo.value, SearchFailure):
             return str(excinfo.value)
         return super().repr_failure(excinfo, style=style)
 

@@ -1,15 +1,25 @@
-"""Rendering a :class:`Report`: a rich table on a terminal, plain text when piped."""
+"""Rendering a :class:`Report`: plain text when piped, rich on a terminal.
+
+On a terminal the table is drawn with rich when it fits the width; below that
+width each tensor becomes a block of its own lines, so no number and no part
+of a location (``bias_ih_l0[forget gate, unit 0]``) is ever cut. Every text
+handed to rich is escaped: brackets are data here, never markup.
+"""
 
 from __future__ import annotations
 
 import math
 from typing import TextIO
 
-from lstm_gradcheck.report import Report, TensorSummary
+from lstm_gradcheck.oracles.compare import MISMATCH, NOT_PROVIDED
+from lstm_gradcheck.oracles.compare import OK as TENSOR_OK
+from lstm_gradcheck.report import NOTHING_CHECKED, PASS, Report
+from lstm_gradcheck.summaries import PREFIX, StepLocalization, TensorSummary
 
-__all__ = ["render_report", "format_float", "plain_table"]
+__all__ = ["render_report", "format_float", "plain_table", "COLUMNS"]
 
 COLUMNS = ("tensor", "status", "max abs err", "max rel err", "tolerance", "worst element", "analytic", "oracle")
+_STYLES = {MISMATCH: "bold red", TENSOR_OK: "green", NOT_PROVIDED: "yellow"}
 
 
 def format_float(value: float | None, signed: bool = False) -> str:
@@ -31,13 +41,14 @@ def _row(t: TensorSummary, ran: int) -> tuple[str, ...]:
     status = t.status
     if r.ill_conditioned:
         status += " (ill-conditioned)"
-    elif r.vanishing and t.status == "ok":
+    elif r.vanishing and t.status == TENSOR_OK:
         status += " (vanishing: judged at the roundoff floor)"
-    if t.status == "mismatch":
+    if t.status == MISMATCH:
         status += _flagged(t, ran)
-    worst = r.worst.describe() if (r.worst is not None and t.status == "mismatch") else "-"
-    analytic = format_float(r.analytic_value, True) if t.status == "mismatch" else "-"
-    oracle = f"{format_float(r.oracle_value, True)} ({r.oracle})" if t.status == "mismatch" else "-"
+    wrong = t.status == MISMATCH
+    worst = r.worst.describe() if (r.worst is not None and wrong) else "-"
+    analytic = format_float(r.analytic_value, True) if wrong else "-"
+    oracle = f"{format_float(r.oracle_value, True)} ({r.oracle})" if wrong else "-"
     return (
         t.name,
         status,
@@ -60,11 +71,9 @@ def plain_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[st
 
 def _header(report: Report) -> list[str]:
     case = report.case
-    lengths = "none" if case.lengths is None else ",".join(str(int(v)) for v in case.lengths)
-    fields = " ".join(f"{k}={v}" for k, v in case.config.as_dict().items())
     lines = [
         f"lstm-gradcheck report: implementation {report.implementation}",
-        f"case: {fields} lengths={lengths} seed={case.seed} weight_scale={case.weight_scale}",
+        f"case: {case.describe()}",
     ]
     ran = [
         f"{o.name} ({o.verdict}, {o.forward_passes} forward pass{'' if o.forward_passes == 1 else 'es'}, "
@@ -74,7 +83,9 @@ def _header(report: Report) -> list[str]:
     ]
     skipped = [f"{o.name} ({o.reason})" for o in report.oracles if o.verdict == "skipped"]
     if ran:
-        lines.append("oracles: " + "; ".join(ran))
+        startup = report.timings.get("torch_startup")
+        tail = f"; torch start-up {startup:.2g} s, not counted in the oracles' times" if startup else ""
+        lines.append("oracles: " + "; ".join(ran) + tail)
     if skipped:
         lines.append("skipped: " + "; ".join(skipped))
     rules = {o.check.tolerance.describe() for o in report.oracles if o.check is not None}
@@ -88,8 +99,6 @@ def _footer(report: Report) -> list[str]:
     out = report.outcome
     if out.status == "failed":
         lines.append(f"the implementation failed on this case: {out.error}")
-    elif out.status == "unsupported":
-        lines.append(f"the implementation does not support this case: {out.error}")
     for o in report.oracles:
         if o.check is not None and o.check.loss is not None:
             loss = o.check.loss
@@ -103,13 +112,16 @@ def _footer(report: Report) -> list[str]:
             lines.append(f"{o.name}: {o.details.get('summary', '')}")
     lines.extend(_step_lines(report))
     lines.extend(f"note: {n}" for n in report.notes)
-    if report.verdict == "pass":
+    verdict = report.verdict
+    if verdict == PASS:
         ran = [o.name for o in report.oracles if o.verdict != "skipped"]
-        missing = [t.name for t in report.tensors if t.status == "not provided"]
+        missing = [t.name for t in report.tensors if t.status == NOT_PROVIDED]
         tail = f" ({len(missing)} not provided: {', '.join(missing)})" if missing else ""
         lines.append(f"PASS: every provided gradient and the loss agree with {', '.join(ran)}{tail}")
+    elif verdict == NOTHING_CHECKED:
+        lines.append(f"NOTHING CHECKED: {report.nothing_checked_reason}")
     elif out.status == "ok":
-        bad = [t.name for t in report.sorted_tensors() if t.status == "mismatch"]
+        bad = [t.name for t in report.sorted_tensors() if t.status == MISMATCH]
         what = f"{len(bad)} tensor(s) mismatch: {', '.join(bad)}" if bad else "the loss mismatches"
         lines.append(f"FAIL: {what}")
     else:
@@ -117,29 +129,52 @@ def _footer(report: Report) -> list[str]:
     return lines
 
 
+def _cell(step: StepLocalization, t: int, e: float) -> str:
+    label = f"T'={t + 1}" if step.method == PREFIX else f"t{t}"
+    if math.isnan(e):
+        return f"{label}=?"
+    return f"{label}={'*' if e > step.allowed else ''}{e:.2g}"
+
+
 def _step_lines(report: Report) -> list[str]:
-    """One line per (method, entry step), naming its tensors, then each tensor's per-step errors."""
-    groups: dict[tuple[str, int | None], list[str]] = {}
+    """One line per (method, answer), naming its tensors, then each tensor's per-step errors."""
+    groups: dict[str, list[str]] = {}
     for step in report.steps:
-        groups.setdefault((step.method, step.entry_step), []).append(step.tensor)
-    lines = []
-    for (method, entry), tensors in groups.items():
-        first = next(s for s in report.steps if s.method == method and s.entry_step == entry)
-        text = first.describe().split(": ", 1)[1]
-        lines.append(f"step: {', '.join(tensors)}: {text}")
+        text = step.describe().split(": ", 1)[1]
+        groups.setdefault(text, []).append(step.tensor)
+    lines = [f"step: {', '.join(tensors)}: {text}" for text, tensors in groups.items()]
     for step in report.steps:
-        cells = " ".join(f"t{t}={'*' if e > step.allowed else ''}{e:.2g}" for t, e in enumerate(step.errors))
-        what = f"max error (allowed {step.allowed:.2g})" if step.method != "suffix" else "max error / allowance"
-        lines.append(f"      {step.tensor} per step, {what}, * = over: {cells}")
+        cells = " ".join(_cell(step, t, e) for t, e in enumerate(step.errors))
+        what = "max error / allowance" if step.allowed == 1.0 else f"max error (allowed {step.allowed:.2g})"
+        per = "per prefix length" if step.method == PREFIX else "per step"
+        lines.append(f"      {step.tensor} {per}, {what}, * = over, ? = not measured: {cells}")
     return lines
 
 
-def render_report(report: Report, stream: TextIO, rich: bool | None = None) -> None:
-    """Write ``report`` to ``stream``: rich if ``rich`` (default: if it is a terminal)."""
+def _table_width(rows: list[tuple[str, ...]]) -> int:
+    """Columns a rich table of ``rows`` needs: every cell whole, plus its borders and padding."""
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(COLUMNS)]
+    return sum(widths) + 3 * len(widths) + 1
+
+
+def _block(row: tuple[str, ...]) -> str:
+    """One tensor's lines, for terminals narrower than the table."""
+    name, status, abs_err, rel_err, allowed, worst, analytic, oracle = row
+    lines = [f"{name}  {status}", f"  max abs err {abs_err}  max rel err {rel_err}  tolerance {allowed}"]
+    if worst != "-":
+        lines.append(f"  worst {worst}")
+        lines.append(f"  analytic {analytic}  oracle {oracle}")
+    return "\n".join(lines)
+
+
+def render_report(report: Report, stream: TextIO, rich: bool | None = None, width: int | None = None) -> None:
+    """Write ``report`` to ``stream``: rich if ``rich`` (default: if it is a terminal), at
+    ``width`` columns (default: the terminal's)."""
     if rich is None:
         rich = stream.isatty()
     ran = sum(1 for o in report.oracles if o.verdict != "skipped")
-    rows = [_row(t, ran) for t in report.sorted_tensors()]
+    summaries = report.sorted_tensors()
+    rows = [_row(t, ran) for t in summaries]
     if not rich:
         lines = _header(report)
         if rows:
@@ -147,18 +182,27 @@ def render_report(report: Report, stream: TextIO, rich: bool | None = None) -> N
         lines += _footer(report)
         stream.write("\n".join(lines) + "\n")
         return
-    from rich.console import Console  # noqa: PLC0415
+    from rich.console import Console  # noqa: PLC0415 (rich loads only on a terminal)
+    from rich.markup import escape  # noqa: PLC0415
     from rich.table import Table  # noqa: PLC0415
 
-    console = Console(file=stream)
+    console = Console(file=stream, width=width, force_terminal=True, highlight=False)
     for line in _header(report):
-        console.print(line, highlight=False)
-    if rows:
+        console.print(escape(line))
+    if rows and _table_width(rows) <= console.width:
         table = Table(*COLUMNS, show_lines=False)
-        for t, row in zip(report.sorted_tensors(), rows, strict=True):
-            style = {"mismatch": "bold red", "ok": "green", "not provided": "yellow"}[t.status]
-            table.add_row(*row, style=style)
+        for column in table.columns:
+            column.no_wrap = True
+        for t, row in zip(summaries, rows, strict=True):
+            table.add_row(*(escape(cell) for cell in row), style=_STYLES[t.status])
         console.print(table)
+    elif rows:
+        console.print()
+        for row, t in zip(rows, summaries, strict=True):
+            console.print(escape(_block(row)), style=_STYLES[t.status], overflow="fold")
+        console.print()
     for line in _footer(report):
         style = "bold green" if line.startswith("PASS") else ("bold red" if line.startswith("FAIL") else None)
-        console.print(line, style=style, highlight=False)
+        if line.startswith("NOTHING"):
+            style = "bold yellow"
+        console.print(escape(line), style=style, overflow="fold")

@@ -7,7 +7,6 @@ rich renderings live in :mod:`lstm_gradcheck.render`.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,87 +19,23 @@ from lstm_gradcheck.implementation import (
     ImplOutcome,
     call_implementation,
 )
-from lstm_gradcheck.oracles.compare import TensorResult, conditioning_allowance, unjudgeable
+from lstm_gradcheck.localize import localize_steps
+from lstm_gradcheck.oracles.compare import MISMATCH, NOT_PROVIDED, conditioning_allowance, unjudgeable
+from lstm_gradcheck.oracles.compare import OK as TENSOR_OK
 from lstm_gradcheck.oracles.registry import OracleReport, default_oracles, oracle_names, run_oracle
 from lstm_gradcheck.reference.case import Case
 from lstm_gradcheck.reference.config import CaseError
-from lstm_gradcheck.reference.layout import gradient_names
+from lstm_gradcheck.reference.layout import model_gradient_names
+from lstm_gradcheck.summaries import StepLocalization, TensorSummary
 
-__all__ = ["TensorSummary", "StepLocalization", "Report", "build_report", "case_json", "ORACLE_PRECEDENCE"]
+__all__ = ["Report", "build_report", "case_json", "ORACLE_PRECEDENCE", "PASS", "FAIL", "NOTHING_CHECKED", "EXIT"]
+
+#: A report's verdicts, and the exit status of each (CONTRACT.md).
+PASS, FAIL, NOTHING_CHECKED = "pass", "fail", "nothing checked"
+EXIT = {PASS: 0, FAIL: 1, NOTHING_CHECKED: 2}
 
 #: Which oracle's numbers a tensor's row shows when several ran (most precise first).
 ORACLE_PRECEDENCE = ("torch", "torch-nn", "complex-step", "richardson", "fd", "directional", "taylor")
-
-
-@dataclass(frozen=True)
-class TensorSummary:
-    """One row of the table: a gradient tensor's verdict over every oracle that ran.
-
-    ``status`` is "mismatch" if any oracle found one, "not provided" if the
-    implementation left the tensor out, else "ok"; the numbers and the worst
-    element come from ``record`` (the most precise oracle that flagged it, or
-    the most precise one overall); ``flagged_by`` lists the oracles that flagged it.
-    """
-
-    name: str
-    status: str
-    record: TensorResult | None
-    flagged_by: tuple[str, ...] = ()
-
-    def as_dict(self) -> dict[str, object]:
-        if self.record is None:
-            return {"name": self.name, "status": self.status}
-        out = self.record.as_dict()
-        out["status"] = self.status
-        out["flagged_by"] = list(self.flagged_by)
-        if self.status != "mismatch":
-            for key in ("location", "layer", "gate", "unit", "column", "step", "analytic", "oracle_value"):
-                out.pop(key, None)
-        return out
-
-
-@dataclass(frozen=True)
-class StepLocalization:
-    """Where in time a mismatching tensor's error enters.
-
-    ``method`` is "per-step contributions" (the implementation's dW_t against
-    torch with one weight copy per step; ``errors[t]`` is step t's largest
-    absolute error, against the absolute allowance ``allowed``) or "suffix"
-    (the implementation on each sequence's last T' steps from the exact states
-    before them; ``errors[T - T']`` is the largest error divided by its
-    allowance, so ``allowed`` is 1). ``gate_errors[k][t]`` is the same for gate
-    k's rows (4H tensors). ``entry_step`` is the step where the error enters:
-    the latest step that is wrong, since BPTT runs from the last step back and
-    every earlier step inherits the error. None if no step is over.
-    """
-
-    tensor: str
-    method: str
-    entry_step: int | None
-    errors: tuple[float, ...]
-    allowed: float
-    gate_errors: tuple[tuple[float, ...], ...] = ()
-
-    def describe(self) -> str:
-        if self.entry_step is None:
-            return f"{self.tensor}: no step's error exceeds the allowance on its own ({self.method})"
-        how = "per-step contributions" if self.method != "suffix" else "suffix runs, which assume every step is alike"
-        later = "the steps after it agree" if self.entry_step < len(self.errors) - 1 else "it is the last step"
-        return f"{self.tensor}: the error enters at step {self.entry_step} ({how}; {later})"
-
-    def as_dict(self) -> dict[str, object]:
-        return {
-            "tensor": self.tensor,
-            "method": self.method,
-            "entry_step": self.entry_step,
-            "errors": [_finite(e) for e in self.errors],
-            "allowed": _finite(self.allowed),
-            "gate_errors": [[_finite(e) for e in row] for row in self.gate_errors],
-        }
-
-
-def _finite(value: float) -> float | None:
-    return float(value) if value is not None and math.isfinite(value) else None
 
 
 @dataclass(frozen=True)
@@ -122,26 +57,58 @@ class Report:
 
     @property
     def verdict(self) -> str:
-        """ "pass" if every provided gradient and the loss agree with every oracle that ran."""
-        if self.outcome.status != OK:
-            return "fail"
-        if self.loss_mismatch or any(t.status == "mismatch" for t in self.tensors):
-            return "fail"
+        """ "pass" if some provided gradient was judged and everything judged agrees with every
+        oracle that ran; "fail" if anything disagrees or the implementation failed; "nothing
+        checked" if nothing could be judged (see :attr:`nothing_checked_reason`)."""
+        if self.outcome.status == FAILED:
+            return FAIL
+        if self.outcome.status == UNSUPPORTED:
+            return NOTHING_CHECKED
+        if self.loss_mismatch or any(t.status == MISMATCH for t in self.tensors):
+            return FAIL
         if any(o.verdict == "fail" for o in self.oracles):
-            return "fail"
-        return "pass"
+            return FAIL
+        return PASS if self.judged else NOTHING_CHECKED
+
+    @property
+    def judged(self) -> bool:
+        """Some provided gradient was judged (agreed, by an oracle, and not ill-conditioned)."""
+        return any(t.status == TENSOR_OK and not t.record.ill_conditioned for t in self.tensors)
+
+    @property
+    def nothing_checked_reason(self) -> str | None:
+        """Why nothing was judged, and what would be needed (None unless the verdict says so)."""
+        if self.verdict != NOTHING_CHECKED:
+            return None
+        if self.outcome.status == UNSUPPORTED:
+            return (
+                f"the implementation does not support this case ({self.outcome.error}); choose a case it supports "
+                "(for example --h0 zero --c0 zero for code with zero initial states, --loss upstream for code "
+                "without a head, --batch-size 1, --seq-len 1, --num-layers 1, --no-final-state)"
+            )
+        if not self.outcome.grads:
+            return (
+                "the implementation returned no gradient (an empty dict), so nothing could be judged; return "
+                f"at least one of {', '.join(model_gradient_names(self.case.config))}"
+            )
+        ran = [o for o in self.oracles if o.verdict != "skipped"]
+        if not ran:
+            reasons = "; ".join(f"{o.name}: {o.reason}" for o in self.oracles)
+            return f"no oracle could judge this case ({reasons}); choose other oracles with --oracle"
+        return (
+            f"every provided gradient is ill-conditioned in {self.case.config.dtype} (eps-level input changes move "
+            "it by more than 0.1% of its scale), so none could be judged; try float64"
+        )
 
     @property
     def exit_status(self) -> int:
-        if self.outcome.status == UNSUPPORTED:
-            return 2
-        return 0 if self.verdict == "pass" else 1
+        return EXIT[self.verdict]
 
     def sorted_tensors(self) -> list[TensorSummary]:
         """Worst first: mismatches by severity, then ok by error, then not provided."""
 
         def key(t: TensorSummary) -> tuple[int, float]:
-            rank = {"mismatch": 0, "ok": 1, "not provided": 2}[t.status]
+            rank = {MISMATCH: 0, TENSOR_OK: 1, NOT_PROVIDED: 2}[t.status]
             return rank, -(t.record.severity if t.record is not None else 0.0)
 
         return sorted(self.tensors, key=key)
@@ -155,6 +122,8 @@ class Report:
         }
         if self.outcome.error is not None:
             out["error"] = self.outcome.error
+        if self.nothing_checked_reason is not None:
+            out["why"] = self.nothing_checked_reason
         out["loss"] = self._loss_json()
         out["gradients"] = [t.as_dict() for t in self.sorted_tensors()]
         out["oracles"] = [o.as_dict() for o in self.oracles]
@@ -206,18 +175,18 @@ def _summaries(case: Case, outcome: ImplOutcome, reports: Sequence[OracleReport]
         key=lambda r: ORACLE_PRECEDENCE.index(r.name) if r.name in ORACLE_PRECEDENCE else len(ORACLE_PRECEDENCE),
     )
     out = []
-    for name in gradient_names(case.config.num_layers):
+    for name in model_gradient_names(case.config):
         records = [(r.name, t) for r in ranked for t in r.check.tensors if t.name == name]
         if not records:
             continue
         if name not in outcome.grads:
-            out.append(TensorSummary(name, "not provided", None))
+            out.append(TensorSummary(name, NOT_PROVIDED, None))
             continue
-        flagged = [(o, t) for o, t in records if t.status == "mismatch"]
+        flagged = [(o, t) for o, t in records if t.status == MISMATCH]
         if flagged:
-            out.append(TensorSummary(name, "mismatch", flagged[0][1], tuple(o for o, _ in flagged)))
+            out.append(TensorSummary(name, MISMATCH, flagged[0][1], tuple(o for o, _ in flagged)))
         else:
-            out.append(TensorSummary(name, "ok", records[0][1]))
+            out.append(TensorSummary(name, TENSOR_OK, records[0][1]))
     return tuple(out)
 
 
@@ -232,7 +201,8 @@ def build_report(
 
     The implementation runs first; if it fails (raises, or returns something
     the contract does not allow) the report says so and no oracle runs. If it
-    raises NotImplementedError the report's exit status is 2.
+    raises NotImplementedError, or nothing it returns can be judged, the
+    verdict is "nothing checked" (exit status 2) and the report says why.
     """
     reason = unjudgeable(case)
     if reason is not None:
@@ -255,7 +225,6 @@ def build_report(
     reports = []
     for name in names:
         report = run_oracle(name, case, outcome.loss, outcome.grads, conditioning, requested=requested)
-
         reports.append(report)
         timings[name] = report.seconds
     tensors = _summaries(case, outcome, reports)
@@ -266,9 +235,7 @@ def build_report(
             "gradient by more than 0.1% of its scale), so they are not judged"
         )
     steps: tuple[StepLocalization, ...] = ()
-    if localize and any(t.status == "mismatch" for t in tensors):
-        from lstm_gradcheck.localize import localize_steps  # noqa: PLC0415
-
+    if localize and any(t.status == MISMATCH for t in tensors):
         start = time.perf_counter()
         steps = localize_steps(case, impl, tensors)
         timings["localization"] = time.perf_counter() - start

@@ -30,7 +30,7 @@ from lstm_gradcheck.reference.case import Case
 from lstm_gradcheck.reference.layout import GATES, gate_blocks, parse_name
 from lstm_gradcheck.reference.variants import VARIANTS, Variant, build_case
 from lstm_gradcheck.report import case_json
-from lstm_gradcheck.search import search
+from lstm_gradcheck.searching import search
 
 __all__ = [
     "ObservedLocation",

@@ -299,7 +299,8 @@ def prepare(case: Case) -> Base:
     mask = step_mask(case.lengths, cfg.seq_len)
     valid = None if mask is None else mask[..., 0]
     scored = scored_steps(cfg, case.targets, case.lengths)
-    partial = _Partial(cfg, tuple(w_ih), tuple(w_hh), tuple(bias), p[HEAD_WEIGHT], p[HEAD_BIAS], scored, valid, case)
+    head = (p.get(HEAD_WEIGHT), p.get(HEAD_BIAS))  # None, None for the loss "upstream"
+    partial = _Partial(cfg, tuple(w_ih), tuple(w_hh), tuple(bias), *head, scored, valid, case)
     u0 = np.ascontiguousarray(case.x.transpose(0, 2, 1))
     h0 = tuple(np.ascontiguousarray(case.h0[k].T) for k in range(cfg.num_layers))
     c0 = tuple(np.ascontiguousarray(case.c0[k].T) for k in range(cfg.num_layers))
@@ -424,7 +425,9 @@ class _Partial:
         self.w_ih = tuple(self.sign[:, None] * w for w in w_ih)
         self.w_hh = tuple(self.sign[:, None] * w for w in w_hh)
         self.bias = tuple(self.sign * b for b in bias)
-        self.w_head, self.b_head = np.ascontiguousarray(w_head), np.asarray(b_head)
+        # No head for the loss "upstream": its logits are the top layer's h itself.
+        self.w_head = None if w_head is None else np.ascontiguousarray(w_head)
+        self.b_head = None if b_head is None else np.asarray(b_head)
         self.scored, self.valid, self.case = scored, valid, case
         self._first: dict[int, np.ndarray] = {}
 
@@ -491,7 +494,7 @@ class _Partial:
         cs = [np.empty((t_len + 1, hidden, batch)) for _ in range(cfg.num_layers)]
         z = np.empty((4 * hidden, batch))
         scratch = np.empty((hidden, batch))
-        y = np.empty((t_len, cfg.output_size, batch))
+
         for k in range(cfg.num_layers):
             hs[k][0], cs[k][0] = h0[k], c0[k]
             for t in range(t_len):
@@ -501,7 +504,7 @@ class _Partial:
                 z += self.bias[k][:, None]
                 hs[k][t + 1], cs[k][t + 1] = hs[k][t], cs[k][t]
                 self._step(z, cs[k][t + 1], hs[k][t + 1], None if self.valid is None else self.valid[t], scratch)
-        y[:] = np.matmul(self.w_head, hs[-1][1:]) + self.b_head[:, None]
+        y = hs[-1][1:] if self.w_head is None else np.matmul(self.w_head, hs[-1][1:]) + self.b_head[:, None]
         loss = (
             self._head(y[None], None, 0)[0]
             + self._final_state(
@@ -625,10 +628,13 @@ class _Partial:
                     z += self.bias[layer][:, None]
                 self._step(z, c[offset], h[offset], valid, scratch)
             outputs[:, t - t0] = h[top]
-        y = np.empty((cfg.output_size, (t_len - t0) * n), dtype=dtype)
-        _matmul(self.w_head, outputs.reshape(hidden, -1), y)
-        y += self.b_head[:, None]
-        y = y.reshape(cfg.output_size, t_len - t0, k, r).transpose(2, 1, 0, 3)  # (K, T', O, R)
+        if self.w_head is None:
+            y = outputs.reshape(hidden, t_len - t0, k, r).transpose(2, 1, 0, 3)  # (K, T', H, R)
+        else:
+            y = np.empty((cfg.output_size, (t_len - t0) * n), dtype=dtype)
+            _matmul(self.w_head, outputs.reshape(hidden, -1), y)
+            y += self.b_head[:, None]
+            y = y.reshape(cfg.output_size, t_len - t0, k, r).transpose(2, 1, 0, 3)  # (K, T', O, R)
         loss = self._head(y, rows, t0)
         finals_h = [a.reshape(hidden, k, r) for a in h]
         finals_c = [a.reshape(hidden, k, r) for a in c]
@@ -640,7 +646,8 @@ class _Partial:
 
 def _partial_of(base: Base) -> _Partial:
     return _Partial(
-        base.config, base.w_ih, base.w_hh, base.bias, base.case.params[HEAD_WEIGHT], base.case.params[HEAD_BIAS],
+        base.config, base.w_ih, base.w_hh, base.bias, base.case.params.get(HEAD_WEIGHT),
+        base.case.params.get(HEAD_BIAS),
         base.scored, base.valid, base.case,
     )  # fmt: skip
 
@@ -734,17 +741,24 @@ def _head_losses(base: Base, name: str, index: np.ndarray, delta: np.ndarray) ->
 
 
 def loss_magnitude(base: Base) -> float:
-    """|head loss| + sum |dh_n h_n| + sum |dc_n c_n|: the size of what the loss adds up."""
+    """|head loss| + sum |dh_n h_n| + sum |dc_n c_n|: the size of what the loss adds up.
+
+    The contract's heads add terms of one sign; the layer-only ``upstream`` loss adds
+    dh_top h_top of either sign, so its size is the sum of their magnitudes."""
     cfg = base.config
+    head = abs(base.loss)
+    if not cfg.has_head:
+        scored = base.scored
+        head = float(np.sum(np.abs(scored.targets * base.y.transpose(0, 2, 1)) * scored.weight[..., None]))
     if not cfg.final_state:
-        return abs(base.loss)
+        return head
     final = 0.0
     absolute = 0.0
     for k in range(cfg.num_layers):
         for grad, state in ((base.case.dh_n[k].T, base.h[k][-1]), (base.case.dc_n[k].T, base.c[k][-1])):
             final += float(np.sum(grad * state))
             absolute += float(np.sum(np.abs(grad * state)))
-    return abs(base.loss - final) + absolute
+    return (abs(base.loss - final) if cfg.has_head else head) + absolute
 
 
 def copy_count(config: LSTMConfig, name: str) -> int:

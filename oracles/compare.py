@@ -44,7 +44,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 from lstm_gradcheck.reference.case import Case
-from lstm_gradcheck.reference.layout import Location, gradient_names, gradient_shapes, locate
+from lstm_gradcheck.reference.layout import Location, gradient_shapes, locate, model_gradient_names
 
 __all__ = [
     "RTOL_EXPONENT",
@@ -195,9 +195,12 @@ class Tolerance:
     oracle_error_factor: float = ORACLE_ERROR_FACTOR
 
     def ill_conditioned(self, name: str, scale: float) -> bool:
-        """True when the problem, not the code, limits this tensor to < 3 digits in this dtype."""
+        """True when the problem, not the code, limits this tensor to < 3 digits in this dtype.
+
+        An exactly zero exact gradient (a constant loss: cross-entropy over one class) has no
+        digits to lose: it is judged, at the allowance the perturbations give it."""
         probe = self.conditioning.get(name, 0.0) / CONDITIONING_SAFETY
-        return probe > ILL_CONDITIONED_FRACTION * scale
+        return scale > 0 and probe > ILL_CONDITIONED_FRACTION * scale
 
     def allowed(self, name: str, scale: float) -> float:
         """Allowed absolute error of tensor ``name`` with oracle scale ``scale``
@@ -484,7 +487,7 @@ def compare_gradients(
     if tolerance is None:
         tolerance = make_tolerance(cfg.dtype, oracle_grads, conditioning_allowance(case))
     shapes = gradient_shapes(cfg)
-    order = [n for n in gradient_names(cfg.num_layers) if n in oracle_grads]
+    order = [n for n in model_gradient_names(cfg) if n in oracle_grads]
     if names is not None:
         order = [n for n in order if n in names]
     results = []

@@ -29,7 +29,7 @@ from lstm_gradcheck.oracles.batched import Base, partial_losses_many, prepare
 from lstm_gradcheck.oracles.finite_difference import FDResult, element_steps, estimated_seconds
 from lstm_gradcheck.reference.case import Case
 from lstm_gradcheck.reference.config import LSTMConfig
-from lstm_gradcheck.reference.layout import gradient_names, gradient_shapes
+from lstm_gradcheck.reference.layout import gradient_shapes, model_gradient_names
 
 __all__ = ["COMPLEX_STEP", "complex_step_gradient", "complex_step_unfit", "MAX_SECONDS"]
 
@@ -47,7 +47,7 @@ def complex_step_gradient(case: Case, names: Sequence[str] | None = None, *, bas
     base = prepare(case) if base is None else base
     arrays = base.case.arrays()
     shapes = gradient_shapes(base.config)
-    every = gradient_names(base.config.num_layers)
+    every = model_gradient_names(base.config)
     chosen = list(every) if names is None else [n for n in every if n in names]
     steps = {name: element_steps(arrays[name], COMPLEX_STEP) for name in chosen}
     values = partial_losses_many(base, [(name, np.arange(h.size), 1j * h) for name, h in steps.items()])

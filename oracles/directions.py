@@ -18,7 +18,9 @@ import numpy as np
 from lstm_gradcheck.oracles.compare import TensorResult, Tolerance, compare_tensor
 from lstm_gradcheck.oracles.finite_difference import EPS, NOISE_ULPS, central_gradient, central_with_loss
 from lstm_gradcheck.reference.case import Case
+from lstm_gradcheck.reference.head import loss_magnitude
 from lstm_gradcheck.reference.layout import STATE_INPUTS, gradient_shapes
+from lstm_gradcheck.reference.lstm import forward
 
 __all__ = [
     "Direction",
@@ -76,13 +78,19 @@ def moved(case: Case, v: Direction, h: float) -> Case:
 
 
 def loss_noise(case: Case, loss: float, grads: Mapping[str, np.ndarray]) -> float:
-    """ε_L = NOISE_ULPS eps (|L| + sum |θ_i g_i|): the roundoff of one loss evaluation
-    (Note [Central differences and their error] in :mod:`lstm_gradcheck.oracles.finite_difference`)."""
+    """ε_L = NOISE_ULPS eps (M + sum |θ_i g_i|): the roundoff of one loss evaluation, M the size
+    of the loss's terms (:func:`lstm_gradcheck.reference.head.loss_magnitude`; |L| when they
+    share one sign) (Note [Central differences and their error] in
+    :mod:`lstm_gradcheck.oracles.finite_difference`)."""
     arrays = case.arrays()
     sensitivity = sum(
         float(np.sum(np.abs(np.asarray(g, dtype=np.float64) * arrays[n]))) for n, g in grads.items() if n in arrays
     )
-    return NOISE_ULPS * EPS * (abs(loss) + sensitivity)
+    size = abs(loss)
+    if case.config.final_state or not case.config.has_head:
+        result = forward(case.astype("float64"))[0]
+        size = max(size, loss_magnitude(case, result.y, result.h_n, result.c_n))
+    return NOISE_ULPS * EPS * (size + sensitivity)
 
 
 def located_check(

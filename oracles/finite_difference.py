@@ -129,7 +129,7 @@ from lstm_gradcheck.oracles.batched import (
 )
 from lstm_gradcheck.reference.case import Case
 from lstm_gradcheck.reference.config import LSTMConfig
-from lstm_gradcheck.reference.layout import gradient_names, gradient_shapes
+from lstm_gradcheck.reference.layout import gradient_shapes, model_gradient_names
 
 __all__ = [
     "EPS",
@@ -252,7 +252,7 @@ def _noise(base_magnitude: float, grads: Mapping[str, np.ndarray], arrays: Mappi
 
 
 def _names(case: Case, names: Sequence[str] | None) -> list[str]:
-    every = gradient_names(case.config.num_layers)
+    every = model_gradient_names(case.config)
     return list(every) if names is None else [n for n in every if n in names]
 
 

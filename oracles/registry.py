@@ -24,6 +24,7 @@ __all__ = [
     "OracleSpec",
     "ORACLES",
     "oracle_names",
+    "oracle_help",
     "register",
     "run_oracle",
     "default_oracles",
@@ -124,6 +125,13 @@ def register(spec: OracleSpec) -> OracleSpec:
 def oracle_names() -> tuple[str, ...]:
     _load_builtin()
     return tuple(ORACLES)
+
+
+def oracle_help() -> str:
+    """One line per oracle, ``name: summary``, for the command line's help."""
+    _load_builtin()
+    width = max(len(name) for name in ORACLES)
+    return "\n".join(f"  {name:<{width}}  {spec.summary}" for name, spec in ORACLES.items())
 
 
 def default_oracles(config: LSTMConfig) -> tuple[str, ...]:

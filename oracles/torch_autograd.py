@@ -20,9 +20,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from lstm_gradcheck.reference.case import Case
+from lstm_gradcheck.reference.config import UPSTREAM
 from lstm_gradcheck.reference.layout import HEAD_BIAS, HEAD_WEIGHT, STATE_INPUTS, gate_slice, layer_param_names
 
-__all__ = ["TorchResult", "final_state_term", "scored_logits", "threads_for", "torch_grads"]
+__all__ = ["TorchResult", "final_state_term", "reduced_loss", "scored_logits", "threads_for", "torch_grads"]
 
 _DTYPE = torch.float64
 
@@ -61,9 +62,12 @@ def scored_logits(y: torch.Tensor, case: Case) -> tuple[torch.Tensor, torch.Tens
     return logits, (tgt.long() if cfg.loss == "cross_entropy" else tgt.to(y.dtype))
 
 
-def _reduced_loss(y: torch.Tensor, case: Case) -> torch.Tensor:
+def reduced_loss(y: torch.Tensor, case: Case) -> torch.Tensor:
+    """The contract's loss of the logits y (T, B, O) (the top layer's h for ``upstream``), reduced."""
     cfg = case.config
     logits, tgt = scored_logits(y, case)
+    if cfg.loss == UPSTREAM:
+        return (logits * tgt).sum()
     if cfg.loss == "cross_entropy":
         return F.cross_entropy(logits, tgt, reduction=cfg.reduction)
     if cfg.loss == "mse":
@@ -155,8 +159,8 @@ def _torch_grads(case: Case, per_step: bool) -> TorchResult:
         c_n.append(c)
         inputs = torch.stack(outputs)
     top = inputs
-    y = top @ params[HEAD_WEIGHT].T + params[HEAD_BIAS]
-    loss = _reduced_loss(y, case)
+    y = top @ params[HEAD_WEIGHT].T + params[HEAD_BIAS] if cfg.has_head else top
+    loss = reduced_loss(y, case)
     if cfg.final_state:
         loss = loss + final_state_term(case, torch.stack(h_n), torch.stack(c_n))
     leaves = {**params, **states}

@@ -17,7 +17,13 @@ from collections.abc import Callable
 import numpy as np
 import torch
 from lstm_gradcheck.oracles.builtin import torch_nn_unfit
-from lstm_gradcheck.oracles.torch_autograd import TorchResult, final_state_term, scored_logits, threads_for
+from lstm_gradcheck.oracles.torch_autograd import (
+    TorchResult,
+    final_state_term,
+    reduced_loss,
+    scored_logits,
+    threads_for,
+)
 from lstm_gradcheck.reference.case import Case
 from lstm_gradcheck.reference.layout import HEAD_BIAS, HEAD_WEIGHT, STATE_INPUTS, bias_ih, gate_slice
 from torch import nn
@@ -65,8 +71,12 @@ def _nn_grads(case: Case) -> TorchResult:
         packed = pack_padded_sequence(x, lengths, enforce_sorted=False)
         packed_out, (h_n, c_n) = lstm(packed, (states["h0"], states["c0"]))
         out, _ = pad_packed_sequence(packed_out, total_length=cfg.seq_len)
-    logits, targets = scored_logits(head(out), case)
-    loss = _LOSSES[cfg.loss](reduction=cfg.reduction)(logits, targets)
+    # torch's own loss modules (nn.CrossEntropyLoss, ...); "upstream" has no head and no module.
+    if cfg.has_head:
+        logits, targets = scored_logits(head(out), case)
+        loss = _LOSSES[cfg.loss](reduction=cfg.reduction)(logits, targets)
+    else:
+        loss = reduced_loss(out, case)
     if cfg.final_state:
         loss = loss + final_state_term(case, h_n, c_n)
     got = torch.autograd.grad(loss, list(leaves.values()))

@@ -70,7 +70,8 @@ def example(case: Case, b: int, steps: int | None = None) -> Case:
 
 def batch_of(case: Case, per_example: list[tuple[float, Mapping[str, np.ndarray]]]) -> tuple[float, dict]:
     """Reassemble per-example results into the batch's: parameters add, x/h0/c0 concatenate."""
-    names = [n for n in param_names(case.config.num_layers) if all(n in g for _, g in per_example)]
+    every = param_names(case.config.num_layers, head=case.config.has_head)
+    names = [n for n in every if all(n in g for _, g in per_example)]
     grads = {name: sum(g[name] for _, g in per_example) for name in names}
     if all("x" in g for _, g in per_example):
         x = np.zeros(case.x.shape)
@@ -118,7 +119,8 @@ def closed_form_single_step(case: Case) -> tuple[float, dict[str, np.ndarray]]:
     """One LSTM cell step (T = 1, one layer) differentiated in closed form.
 
     ``z = W_ih x + W_hh h0 + b``; ``c = f c0 + i g``; ``h = o tanh(c)`` (or o c);
-    ``y = V h + b_y``; with ``dy`` from the loss head and ``dh = V^T dy + dh_n``,
+    ``y = V h + b_y`` (``y = h`` for ``upstream``); with ``dy`` from the loss head and
+    ``dh = V^T dy + dh_n``,
     ``dc = dh o cell'(c) + dc_n``: ``dz = [dc g σ'(z_i), dc c0 σ'(z_f + fb), dc i tanh'(z_g),
     dh cell(c) σ'(z_o)]``, ``dW_ih = dz^T x``, ``dW_hh = dz^T h0``, ``dx = dz W_ih``,
     ``dh0 = dz W_hh``, ``dc0 = dc f``.
@@ -133,10 +135,10 @@ def closed_form_single_step(case: Case) -> tuple[float, dict[str, np.ndarray]]:
     c = f * c0 + i * g
     cell, dcell = (np.tanh(c), 1 - np.tanh(c) ** 2) if cfg.cell_output == "tanh" else (c, 1.0)
     h = o * cell
-    y = h @ p["head.weight"].T + p["head.bias"]
+    y = h @ p["head.weight"].T + p["head.bias"] if cfg.has_head else h
     loss, dy = head_loss(y[None], cfg, scored_steps(cfg, case.targets, case.lengths))
     loss, dy = float(loss), dy[0]
-    dh = dy @ p["head.weight"]
+    dh = dy @ p["head.weight"] if cfg.has_head else dy
     if cfg.final_state:
         loss += float(np.sum(case.dh_n[0] * h) + np.sum(case.dc_n[0] * c))
         dh = dh + case.dh_n[0]
@@ -147,12 +149,12 @@ def closed_form_single_step(case: Case) -> tuple[float, dict[str, np.ndarray]]:
         "weight_hh_l0": dz.T @ h0,
         "bias_ih_l0": dz.sum(0),
         "bias_hh_l0": dz.sum(0),
-        "head.weight": dy.T @ h,
-        "head.bias": dy.sum(0),
         "x": (dz @ p["weight_ih_l0"])[None],
         "h0": (dz @ p["weight_hh_l0"])[None],
         "c0": (dc * f)[None],
     }
+    if cfg.has_head:
+        grads.update({"head.weight": dy.T @ h, "head.bias": dy.sum(0)})
     return loss, grads
 
 

@@ -6,12 +6,13 @@
 and every case is reproducible from its seed; shapes and settings are drawn
 directly, so a failure shrinks towards the simplest case that still fails:
 one layer, one step, size 1, forget_bias 0, no lengths, sum reduction,
-float64, tanh cell, no final-state term.
+float64, tanh cell, no final-state term, random initial states.
 
 Every array that enters the loss is random and nonzero: weights, both
-biases, h0, c0, x, targets (and so the upstream weighting of the loss) and,
-with ``final_state``, dh_n and dc_n. There is never an all-ones upstream
-gradient.
+biases, h0, c0 (but where a case draws zero initial states, one time in four
+each), x, targets (and so the upstream weighting of the loss; for the
+layer-only loss ``upstream``, the upstream gradient itself) and, with
+``final_state``, dh_n and dc_n. There is never an all-ones upstream gradient.
 
 :class:`CaseSpace` bounds what is drawn; :data:`DEFAULT_SPACE` is what the
 ``dev`` and ``ci`` profiles and ``lstm-gradcheck search`` use,
@@ -31,7 +32,7 @@ from hypothesis import assume
 from hypothesis import strategies as st
 from lstm_gradcheck.oracles.compare import Answer, exact_answer, unjudgeable
 from lstm_gradcheck.reference.case import Case, make_case
-from lstm_gradcheck.reference.config import CHOICES, LSTMConfig
+from lstm_gradcheck.reference.config import CHOICES, UPSTREAM, LSTMConfig
 
 __all__ = [
     "CaseSpace",
@@ -55,8 +56,14 @@ SEEDS = st.integers(min_value=0, max_value=2**32 - 1)
 
 @dataclass(frozen=True)
 class CaseSpace:
-    """Bounds of the drawn cases. Choice tuples list the simplest value first
-    (Hypothesis shrinks towards it)."""
+    """Bounds of the drawn cases, validated once here.
+
+    The categorical fields are named as the config fields they bound (``loss``,
+    ``reduction``, ``h0``, ...; :data:`~lstm_gradcheck.reference.config.CHOICES`)
+    and list the allowed values, the simplest first (Hypothesis shrinks towards
+    it). The loss ``upstream`` always takes reduction ``sum`` (it has nothing to
+    average), so it needs ``"sum"`` in ``reduction``.
+    """
 
     max_input: int = 6
     max_hidden: int = 6
@@ -66,12 +73,14 @@ class CaseSpace:
     min_batch: int = 1
     short_seq: int = 12
     long_seq: int = 40
-    loss_at: tuple[str, ...] = ("every", "last")
-    losses: tuple[str, ...] = ("cross_entropy", "mse", "bce")
-    reductions: tuple[str, ...] = ("sum", "mean")
-    cell_outputs: tuple[str, ...] = ("tanh", "identity")
-    dtypes: tuple[str, ...] = ("float64", "float32")
-    final_state: tuple[bool, ...] = (False, True)
+    loss_at: tuple[str, ...] = CHOICES["loss_at"]
+    loss: tuple[str, ...] = CHOICES["loss"]
+    reduction: tuple[str, ...] = CHOICES["reduction"]
+    cell_output: tuple[str, ...] = CHOICES["cell_output"]
+    dtype: tuple[str, ...] = CHOICES["dtype"]
+    final_state: tuple[bool, ...] = CHOICES["final_state"]
+    h0: tuple[str, ...] = CHOICES["h0"]
+    c0: tuple[str, ...] = CHOICES["c0"]
     forget_bias_special: tuple[float, ...] = (1.0, -1.0, 5.0, -5.0)
     forget_bias_range: float = 6.0
     weight_scales: tuple[float, ...] = (1.0, 0.5, 2.0)
@@ -79,8 +88,29 @@ class CaseSpace:
     require_lengths: bool = False
     nonzero_forget_bias: bool = False
 
+    def __post_init__(self) -> None:
+        for name, allowed in CHOICES.items():
+            values = getattr(self, name)
+            if not isinstance(values, tuple) or not values:
+                raise ValueError(f"CaseSpace.{name}: expected a non-empty tuple of values, got {values!r}")
+            unknown = [v for v in values if v not in allowed]
+            if unknown:
+                raise ValueError(f"CaseSpace.{name}: unknown value(s) {unknown}; choose from {allowed}")
+        if "sum" not in self.reduction and all(loss == UPSTREAM for loss in self.loss):
+            raise ValueError("CaseSpace: the loss 'upstream' needs reduction 'sum', which the space excludes")
+        sizes = ("max_input", "max_hidden", "max_layers", "max_output", "max_batch", "min_batch", "short_seq")
+        for name in (*sizes, "long_seq"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"CaseSpace.{name}: expected an integer >= 1, got {getattr(self, name)}")
+        if self.min_batch > self.max_batch or self.short_seq > self.long_seq:
+            raise ValueError("CaseSpace: min_batch must not exceed max_batch, nor short_seq long_seq")
+
     def restrict(self, **changes: object) -> CaseSpace:
         return replace(self, **changes)
+
+    def losses(self) -> tuple[str, ...]:
+        """The losses that can be drawn (``upstream`` only where ``sum`` is allowed)."""
+        return tuple(loss for loss in self.loss if loss != UPSTREAM or "sum" in self.reduction)
 
 
 DEFAULT_SPACE = CaseSpace()
@@ -140,42 +170,41 @@ def forget_biases(space: CaseSpace = DEFAULT_SPACE) -> st.SearchStrategy[float]:
 @st.composite
 def configs(draw: st.DrawFn, space: CaseSpace = DEFAULT_SPACE) -> LSTMConfig:
     """A valid :class:`LSTMConfig` from ``space``."""
-    for name, values in (
-        ("loss_at", space.loss_at),
-        ("loss", space.losses),
-        ("reduction", space.reductions),
-        ("cell_output", space.cell_outputs),
-        ("dtype", space.dtypes),
-    ):
-        unknown = set(values) - set(CHOICES[name])
-        if unknown:
-            raise ValueError(f"CaseSpace.{name}: unknown value(s) {sorted(unknown)}")
     sizes = draw(dims(space))
     choice = _settings(space)
+    loss_at, loss, reduction = draw(choice["loss_at"]), draw(choice["loss"]), draw(choice["reduction"])
+    forget_bias = draw(forget_biases(space))
+    cell_output, dtype, final_state = draw(choice["cell_output"]), draw(choice["dtype"]), draw(choice["final_state"])
     return LSTMConfig(
         **sizes,
-        loss_at=draw(choice["loss_at"]),
-        loss=draw(choice["loss"]),
-        reduction=draw(choice["reduction"]),
-        forget_bias=draw(forget_biases(space)),
-        cell_output=draw(choice["cell_output"]),
-        dtype=draw(choice["dtype"]),
-        final_state=draw(choice["final_state"]),
+        loss_at=loss_at,
+        loss=loss,
+        reduction="sum" if loss == UPSTREAM else reduction,  # upstream has nothing to average
+        forget_bias=forget_bias,
+        cell_output=cell_output,
+        dtype=dtype,
+        final_state=final_state,
+        h0=draw(choice["h0"]),
+        c0=draw(choice["c0"]),
     )
+
+
+def _mostly_first(values: tuple) -> st.SearchStrategy:
+    """The first value three draws in four when there are two (random states over zero ones:
+    most bugs need a nonzero state to show at T = 1); shrinks towards the first."""
+    if len(values) != 2:
+        return st.sampled_from(values)
+    return st.integers(0, 3).map(lambda k: values[0] if k < 3 else values[1])
 
 
 # Strategies are built once per space (and per config for lengths): Hypothesis validates
 # each new strategy object on first use, which cost more than drawing the case itself.
 @lru_cache(maxsize=64)
 def _settings(space: CaseSpace) -> dict[str, st.SearchStrategy]:
-    return {
-        "loss_at": st.sampled_from(space.loss_at),
-        "loss": st.sampled_from(space.losses),
-        "reduction": st.sampled_from(space.reductions),
-        "cell_output": st.sampled_from(space.cell_outputs),
-        "dtype": st.sampled_from(space.dtypes),
-        "final_state": st.sampled_from(space.final_state),
-    }
+    out = {name: st.sampled_from(getattr(space, name)) for name in CHOICES}
+    out["loss"] = st.sampled_from(space.losses())
+    out["h0"], out["c0"] = _mostly_first(space.h0), _mostly_first(space.c0)
+    return out
 
 
 @lru_cache(maxsize=64)

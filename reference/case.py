@@ -15,7 +15,7 @@ from types import MappingProxyType
 from typing import Any
 
 import numpy as np
-from lstm_gradcheck.reference.config import CaseError, LSTMConfig
+from lstm_gradcheck.reference.config import RANDOM, UPSTREAM, ZERO, CaseError, LSTMConfig
 from lstm_gradcheck.reference.layout import STATE_INPUTS, param_shapes
 
 __all__ = [
@@ -32,9 +32,12 @@ __all__ = [
 
 
 def scored_steps_target_shape(config: LSTMConfig) -> tuple[int, ...]:
-    """Shape of ``case.targets``: (T, B) or (B,) for class indices, plus (O,) for mse/bce."""
+    """Shape of ``case.targets``: (T, B) or (B,) for class indices, plus (O,) for mse/bce and
+    (H,) for ``upstream``, whose targets are the upstream gradient dh_top of the top layer's h."""
     lead = (config.seq_len, config.batch_size) if config.loss_at == "every" else (config.batch_size,)
-    return lead if config.loss == "cross_entropy" else (*lead, config.output_size)
+    if config.loss == "cross_entropy":
+        return lead
+    return (*lead, config.hidden_size if config.loss == UPSTREAM else config.output_size)
 
 
 def _frozen_array(name: str, value: Any, shape: tuple[int, ...], dtype: np.dtype, *, finite: bool = True) -> np.ndarray:
@@ -64,9 +67,11 @@ class Case:
         params: name -> array, names and shapes as ``torch.nn.LSTM`` plus
             ``head.weight`` (O, H) and ``head.bias`` (O,).
         x: (T, B, I) inputs.
-        h0, c0: (L, B, H) initial states.
+        h0, c0: (L, B, H) initial states (zero where ``config.h0`` / ``config.c0`` is "zero").
         targets: int64 class indices (T, B) / (B,) for cross_entropy, floats
-            (T, B, O) / (B, O) for mse and bce (bce in [0, 1]).
+            (T, B, O) / (B, O) for mse and bce (bce in [0, 1]); for ``upstream``
+            the upstream gradient of the top layer's h, floats (T, B, H) / (B, H)
+            (also available as :attr:`dh_top`).
         lengths: ``None`` or int64 (B,) with 1 <= lengths[b] <= T.
         dh_n, dc_n: (L, B, H) upstream gradients of the final states when
             ``config.final_state``, else ``None``.
@@ -106,8 +111,14 @@ class Case:
         set_(self, "params", MappingProxyType(params))
         state = (cfg.num_layers, cfg.batch_size, cfg.hidden_size)
         set_(self, "x", _frozen_array("x", self.x, (cfg.seq_len, cfg.batch_size, cfg.input_size), dtype))
-        set_(self, "h0", _frozen_array("h0", self.h0, state, dtype))
-        set_(self, "c0", _frozen_array("c0", self.c0, state, dtype))
+        for name in ("h0", "c0"):
+            value = _frozen_array(name, getattr(self, name), state, dtype)
+            if getattr(cfg, name) == ZERO and np.any(value != 0):
+                raise CaseError(
+                    f"case.{name}: config.{name} is 'zero', so expected zeros, got a nonzero value "
+                    f"(build the case with config.{name} = 'random' for a nonzero {name})"
+                )
+            set_(self, name, value)
         set_(self, "targets", self._checked_targets())
         set_(self, "lengths", self._checked_lengths())
         for name in ("dh_n", "dc_n"):
@@ -136,7 +147,8 @@ class Case:
                     f"(output_size {cfg.output_size}), got values in [{out.min()}, {out.max()}]"
                 )
             return out
-        out = _frozen_array("targets", t, shape, cfg.np_dtype)
+        what = "targets (the upstream gradient dh_top)" if cfg.loss == UPSTREAM else "targets"
+        out = _frozen_array(what, t, shape, cfg.np_dtype)
         if cfg.loss == "bce" and out.size and (out.min() < 0 or out.max() > 1):
             raise CaseError(f"case.targets: bce targets must lie in [0, 1], got values in [{out.min()}, {out.max()}]")
         return out
@@ -164,6 +176,20 @@ class Case:
 
     # ------------------------------------------------------------------ helpers
 
+    def __repr__(self) -> str:
+        # Compact: Hypothesis prints this for a falsifying example, and the arrays follow from the seed.
+        return f"Case({self.describe()})"
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        """What Hypothesis's (IPython-style) pretty printer shows: the compact repr."""
+        printer.text(repr(self))
+
+    @property
+    def dh_top(self) -> np.ndarray | None:
+        """The upstream gradient of the top layer's h, (T, B, H) or (B, H) for ``loss_at`` last,
+        when ``config.loss`` is ``upstream`` (it is ``targets``); else None."""
+        return self.targets if self.config.loss == UPSTREAM else None
+
     def arrays(self) -> dict[str, np.ndarray]:
         """Every differentiable array by gradient name: the parameters, x, h0, c0."""
         return {**self.params, **{name: getattr(self, name) for name in STATE_INPUTS}}
@@ -173,16 +199,24 @@ class Case:
         return dataclasses.replace(self, **changes)
 
     def with_arrays(self, arrays: Mapping[str, np.ndarray]) -> Case:
-        """A new case with some parameters and/or x, h0, c0 replaced, by gradient name."""
+        """A new case with some parameters and/or x, h0, c0 replaced, by gradient name.
+
+        A nonzero h0 or c0 given to a case whose config says "zero" makes that setting "random",
+        so the config always describes the arrays (a moved or perturbed state is no longer zero)."""
         params = dict(self.params)
         changes: dict[str, Any] = {}
+        states: dict[str, str] = {}
         for name, value in arrays.items():
             if name in STATE_INPUTS:
                 changes[name] = value
+                if name != "x" and np.any(np.asarray(value) != 0):
+                    states[name] = RANDOM
             elif name in params:
                 params[name] = value
             else:
                 raise CaseError(f"case: no array named {name!r}")
+        if states:
+            changes["config"] = self.config.replace(**states)
         return self.replace(params=params, **changes)
 
     def truncated(self, steps: int) -> Case:
@@ -210,7 +244,7 @@ class Case:
         def cast(a: np.ndarray | None) -> np.ndarray | None:
             return None if a is None else a.astype(np_dtype)
 
-        targets = self.targets if self.config.loss == "cross_entropy" else cast(self.targets)
+        targets = self.targets if self.config.loss == "cross_entropy" else cast(self.targets)  # dh_top too
         return Case(
             config=cfg,
             params={n: a.astype(np_dtype) for n, a in self.params.items()},
@@ -268,11 +302,12 @@ def random_inputs(
 
 
 def random_targets(config: LSTMConfig, rng: np.random.Generator) -> np.ndarray:
-    """Uniform class indices (cross_entropy), N(0, 1) (mse) or U(0, 1) soft labels (bce)."""
+    """Uniform class indices (cross_entropy), N(0, 1) (mse, and the upstream gradient dh_top of
+    ``upstream``) or U(0, 1) soft labels (bce)."""
     shape = scored_steps_target_shape(config)
     if config.loss == "cross_entropy":
         return rng.integers(0, config.output_size, size=shape, dtype=np.int64)
-    if config.loss == "mse":
+    if config.loss in ("mse", UPSTREAM):
         return rng.standard_normal(shape).astype(config.np_dtype)
     return rng.uniform(0.0, 1.0, size=shape).astype(config.np_dtype)
 
@@ -309,8 +344,11 @@ def make_case(
 
     Every array that enters the loss is random (see :func:`random_params`,
     :func:`random_inputs`, :func:`random_targets`,
-    :func:`random_final_state_grads`). Values are drawn in float64 and then
-    cast, so the float32 case of a seed is the rounded float64 case.
+    :func:`random_final_state_grads`), but h0 and c0 where the config says
+    "zero": those are drawn too and then zeroed, so a zero-state case is the
+    random-state case of the same seed with zero initial states. Values are
+    drawn in float64 and then cast, so the float32 case of a seed is the
+    rounded float64 case.
 
     Args:
         config: the case's config.
@@ -329,6 +367,8 @@ def make_case(
     streams = [np.random.default_rng(s) for s in np.random.SeedSequence(int(seed)).spawn(4)]
     params = random_params(config, streams[0], weight_scale)
     x, h0, c0 = random_inputs(config, streams[1], input_scale)
+    h0 = np.zeros_like(h0) if config.h0 == ZERO else h0
+    c0 = np.zeros_like(c0) if config.c0 == ZERO else c0
     targets = random_targets(config, streams[2])
     dh_n, dc_n = random_final_state_grads(config, streams[3])
     return Case(

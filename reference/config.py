@@ -1,9 +1,8 @@
 """The frozen configuration of a case and its validation.
 
-Every field is named as in the contract (``../shared/contract.md``); the CLI's
-case options are these names with dashes. Invalid values raise
-:class:`CaseError`, whose message names the field, what was expected and what
-was given.
+Every field is named as in the contract (CONTRACT.md); the CLI's case options
+are these names with dashes. Invalid values raise :class:`CaseError`, whose
+message names the field, what was expected and what was given.
 """
 
 from __future__ import annotations
@@ -21,6 +20,11 @@ __all__ = [
     "LSTMConfig",
     "CHOICES",
     "INT_FIELDS",
+    "FIELD_HELP",
+    "UPSTREAM",
+    "RANDOM",
+    "ZERO",
+    "V1_CHOICES",
     "DTYPES",
     "numpy_dtype",
     "estimate_bytes",
@@ -28,14 +32,44 @@ __all__ = [
 ]
 
 DTYPES = ("float64", "float32")
-CHOICES: Mapping[str, tuple[str, ...]] = {
-    "loss_at": ("last", "every"),
-    "loss": ("cross_entropy", "mse", "bce"),
+#: The layer-only loss: sum(dh_top * h_top) over the scored steps, no head (CONTRACT.md).
+UPSTREAM = "upstream"
+#: How the initial states h0 and c0 are drawn.
+RANDOM, ZERO = "random", "zero"
+#: Every categorical config field and its values, simplest first: the one list the CLI,
+#: the strategies and support probing take the choices from.
+CHOICES: Mapping[str, tuple[object, ...]] = {
+    "loss_at": ("every", "last"),
+    "loss": ("cross_entropy", "mse", "bce", UPSTREAM),
     "reduction": ("sum", "mean"),
     "cell_output": ("tanh", "identity"),
     "dtype": DTYPES,
+    "final_state": (False, True),
+    "h0": (RANDOM, ZERO),
+    "c0": (RANDOM, ZERO),
 }
+#: Values added after contract v1: an implementation written for v1 may not know them, so
+#: support probing searches them only where the implementation returns a result (CONTRACT.md).
+V1_CHOICES: Mapping[str, tuple[object, ...]] = {**CHOICES, "loss": ("cross_entropy", "mse", "bce")}
 INT_FIELDS = ("input_size", "hidden_size", "num_layers", "output_size", "seq_len", "batch_size")
+#: One line per config field: the CLI's help and CONTRACT.md's table say the same.
+FIELD_HELP: Mapping[str, str] = {
+    "input_size": "I, the features of x",
+    "hidden_size": "H, every layer's hidden size",
+    "num_layers": "L, stacked layers",
+    "output_size": "O, the head's outputs (unused by the loss upstream)",
+    "seq_len": "T, steps",
+    "batch_size": "B, sequences",
+    "loss_at": "score every step or only each sequence's last",
+    "loss": "the head's loss, or upstream: the layer-only sum(dh_top * h_top), no head",
+    "reduction": "sum the loss terms or average them as torch does",
+    "forget_bias": "TensorFlow's constant inside the forget gate's sigmoid",
+    "cell_output": "h = o*tanh(c) or h = o*c",
+    "dtype": "the implementation's arrays",
+    "final_state": "add sum(dh_n * h_n) + sum(dc_n * c_n) to the loss",
+    "h0": "the initial hidden state: random or zero",
+    "c0": "the initial cell state: random or zero",
+}
 
 #: Cases whose reference forward/backward would need more than this are refused
 #: up front (see :func:`estimate_bytes`); half of this machine's 24 GiB.
@@ -68,6 +102,8 @@ class LSTMConfig:
     cell_output: str = "tanh"
     dtype: str = "float64"
     final_state: bool = True
+    h0: str = RANDOM
+    c0: str = RANDOM
 
     def __post_init__(self) -> None:
         for name in INT_FIELDS:
@@ -78,9 +114,16 @@ class LSTMConfig:
                 raise CaseError(f"config.{name}: expected an integer >= 1, got {value}")
             object.__setattr__(self, name, int(value))
         for name, allowed in CHOICES.items():
+            if name == "final_state":
+                continue  # a bool, checked below with its own message
             value = getattr(self, name)
             if value not in allowed:
                 raise CaseError(f"config.{name}: expected one of {', '.join(map(repr, allowed))}, got {value!r}")
+        if self.loss == UPSTREAM and self.reduction != "sum":
+            raise CaseError(
+                f"config.reduction: loss {UPSTREAM!r} is the plain sum(dh_top * h_top) with no terms to average; "
+                f"use reduction 'sum', got {self.reduction!r}"
+            )
         fb = self.forget_bias
         if isinstance(fb, bool) or not isinstance(fb, (int, float, np.floating, np.integer)):
             raise CaseError(f"config.forget_bias: expected a finite number, got {fb!r}")
@@ -108,6 +151,11 @@ class LSTMConfig:
     @property
     def np_dtype(self) -> np.dtype:
         return numpy_dtype(self.dtype)
+
+    @property
+    def has_head(self) -> bool:
+        """False for the layer-only loss ``upstream``: no head.weight, no head.bias."""
+        return self.loss != UPSTREAM
 
 
 def numpy_dtype(name: str) -> np.dtype:

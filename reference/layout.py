@@ -21,6 +21,7 @@ Parameter names and shapes are exactly ``torch.nn.LSTM``'s plus the head::
     head.bias       (O,)
 
 and the differentiable inputs ``x`` (T, B, I), ``h0`` and ``c0`` (L, B, H).
+A case with the layer-only loss ``upstream`` has no head, so no head parameters.
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ __all__ = [
     "layer_param_names",
     "param_names",
     "gradient_names",
+    "model_gradient_names",
     "gradient_shapes",
     "param_shapes",
     "parse_name",
@@ -159,21 +161,26 @@ def layer_param_names(layer: int) -> tuple[str, str, str, str]:
     return weight_ih(layer), weight_hh(layer), bias_ih(layer), bias_hh(layer)
 
 
-def param_names(num_layers: int) -> tuple[str, ...]:
-    """Every parameter name of a model with ``num_layers`` layers, in torch's order."""
+def param_names(num_layers: int, *, head: bool = True) -> tuple[str, ...]:
+    """Every parameter name of a model with ``num_layers`` layers (and a head, if ``head``), in torch's order."""
     names: list[str] = []
     for layer in range(num_layers):
         names.extend(layer_param_names(layer))
-    return (*names, HEAD_WEIGHT, HEAD_BIAS)
+    return (*names, HEAD_WEIGHT, HEAD_BIAS) if head else tuple(names)
 
 
-def gradient_names(num_layers: int) -> tuple[str, ...]:
+def gradient_names(num_layers: int, *, head: bool = True) -> tuple[str, ...]:
     """Every name an implementation may return: the parameters, then x, h0, c0."""
-    return (*param_names(num_layers), *STATE_INPUTS)
+    return (*param_names(num_layers, head=head), *STATE_INPUTS)
+
+
+def model_gradient_names(config: LSTMConfig) -> tuple[str, ...]:
+    """:func:`gradient_names` of ``config``'s model (no head parameters for the loss ``upstream``)."""
+    return gradient_names(config.num_layers, head=config.has_head)
 
 
 def param_shapes(config: LSTMConfig) -> dict[str, tuple[int, ...]]:
-    """Shapes of every parameter of ``config``'s model, keyed by name."""
+    """Shapes of every parameter of ``config``'s model, keyed by name (no head for the loss ``upstream``)."""
     hidden = config.hidden_size
     shapes: dict[str, tuple[int, ...]] = {}
     for layer in range(config.num_layers):
@@ -182,8 +189,9 @@ def param_shapes(config: LSTMConfig) -> dict[str, tuple[int, ...]]:
         shapes[weight_hh(layer)] = (4 * hidden, hidden)
         shapes[bias_ih(layer)] = (4 * hidden,)
         shapes[bias_hh(layer)] = (4 * hidden,)
-    shapes[HEAD_WEIGHT] = (config.output_size, hidden)
-    shapes[HEAD_BIAS] = (config.output_size,)
+    if config.has_head:
+        shapes[HEAD_WEIGHT] = (config.output_size, hidden)
+        shapes[HEAD_BIAS] = (config.output_size,)
     return shapes
 
 

@@ -5,6 +5,10 @@ For scored step t and batch element b, with logits y = y_t[b] (O,):
     cross_entropy:  l = logsumexp(y) - y[target]           dl/dy = softmax(y) - onehot(target)
     mse:            l = sum_o (y[o] - target[o])^2          dl/dy = 2 (y - target)
     bce:            l = sum_o softplus(y[o]) - target[o] y[o]   dl/dy = sigmoid(y) - target
+    upstream:       l = sum_h dh_top[h] y[h]                dl/dy = dh_top
+
+For ``upstream`` (the layer-only loss) there is no head: ``y`` is the top
+layer's h itself and the targets are the fixed upstream gradient dh_top.
 
 The loss is ``sum over scored (t, b) of l``, divided by the number of terms
 torch averages over when ``reduction == "mean"``: scored (t, b) pairs for
@@ -21,7 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 from lstm_gradcheck.reference.activations import sigmoid
-from lstm_gradcheck.reference.config import LSTMConfig
+from lstm_gradcheck.reference.config import UPSTREAM, LSTMConfig
 
 __all__ = ["ScoredSteps", "scored_steps", "head_loss", "gradient_terms"]
 
@@ -98,6 +102,11 @@ def head_loss(
             return loss, None
         dy = e / total
         np.put_along_axis(dy, index, np.take_along_axis(dy, index, axis=-1) - 1, axis=-1)
+    elif config.loss == UPSTREAM:
+        loss = np.sum(np.sum(scored.targets * y, axis=-1) * weight, axis=(-2, -1)) * scale
+        if not need_grad:
+            return loss, None
+        dy = np.array(np.broadcast_to(scored.targets, y.shape), dtype=np.result_type(y, scored.targets))
     elif config.loss == "mse":
         diff = y - scored.targets
         loss = np.sum(np.sum(diff * diff, axis=-1) * weight, axis=(-2, -1)) * scale
@@ -126,6 +135,8 @@ def gradient_terms(dy: np.ndarray, config: LSTMConfig, scored: ScoredSteps) -> n
     which no perturbation of the inputs shows.
     """
     dy = np.asarray(dy).real
+    if config.loss == UPSTREAM:
+        return np.zeros_like(dy)  # dy is the given dh_top: nothing is rounded forming it
     if config.loss == "cross_entropy":
         b = np.zeros_like(dy)
         np.put_along_axis(b, np.broadcast_to(scored.targets[..., None], (*dy.shape[:-1], 1)), 1.0, axis=-1)

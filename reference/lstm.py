@@ -6,7 +6,7 @@ Forward, layer k, step t (input u_t = x_t for k = 0, the layer below's h_t other
     i_t = sigmoid(z_i)  f_t = sigmoid(z_f + forget_bias)  g_t = tanh(z_g)  o_t = sigmoid(z_o)
     c_t = f_t * c_{t-1} + i_t * g_t
     h_t = o_t * tanh(c_t)          (cell_output "tanh")   or   o_t * c_t   ("identity")
-    y_t = W_head h_t^(top) + b_head                        (B, O)
+    y_t = W_head h_t^(top) + b_head                        (B, O); y_t = h_t^(top) for "upstream"
 
 Backward through time (the seeds' delta-h / delta-c recursions), layer k, t = T-1 .. 0,
 with dh_out_t the gradient reaching h_t from the head (top layer) or the layer above::
@@ -59,9 +59,8 @@ import numpy as np
 from lstm_gradcheck.reference.activations import activate_gates, gate_constants
 from lstm_gradcheck.reference.case import Case
 from lstm_gradcheck.reference.config import LSTMConfig
+from lstm_gradcheck.reference.head import final_state_loss, head_backward, logits, loss_and_dy
 from lstm_gradcheck.reference.layout import (
-    HEAD_BIAS,
-    HEAD_WEIGHT,
     bias_hh,
     bias_ih,
     gate_blocks,
@@ -69,7 +68,6 @@ from lstm_gradcheck.reference.layout import (
     weight_hh,
     weight_ih,
 )
-from lstm_gradcheck.reference.losses import ScoredSteps, head_loss, scored_steps
 
 __all__ = [
     "LayerCache",
@@ -298,7 +296,8 @@ def layer_backward(
 
 @dataclass(frozen=True)
 class ForwardResult:
-    """Outputs of :func:`forward`: the scalar ``loss``, logits ``y`` (T, B, O) and
+    """Outputs of :func:`forward`: the scalar ``loss``, logits ``y`` (T, B, O; the top layer's h for
+    ``upstream``) and
     each layer's final states ``h_n``, ``c_n`` (L, B, H) after each sequence's last
     valid step (torch's h_n, c_n)."""
 
@@ -363,19 +362,13 @@ def forward(case: Case, perturb: StatePerturbation | None = None) -> tuple[Forwa
     """The model's forward pass and loss (module docstring); returns (outputs, cache).
 
     ``perturb`` (see :func:`layer_forward`) is for the tolerance rule's probes only."""
-    cfg = case.config
     layers = forward_layers(case, perturb)
     top = layers[-1].h[1:]
-    y = top @ case.params[HEAD_WEIGHT].T + case.params[HEAD_BIAS]
-    scored: ScoredSteps = scored_steps(cfg, case.targets, case.lengths)
-    loss, dy = head_loss(y, cfg, scored)
+    y = logits(case, top)
+    loss, dy = loss_and_dy(case, y)
     h_n = np.stack([layer.h[-1] for layer in layers])
     c_n = np.stack([layer.c[-1] for layer in layers])
-    total = float(loss)
-    if cfg.final_state:
-        # Added after the reduction and never divided (contract: final states).
-        total += float(np.sum(case.dh_n * h_n) + np.sum(case.dc_n * c_n))
-    return ForwardResult(total, y, h_n, c_n), Cache(case, layers, top, dy)
+    return ForwardResult(loss + final_state_loss(case, h_n, c_n), y, h_n, c_n), Cache(case, layers, top, dy)
 
 
 def backward(cache: Cache, *, overwrite_cache: bool = False) -> BackwardResult:
@@ -385,13 +378,7 @@ def backward(cache: Cache, *, overwrite_cache: bool = False) -> BackwardResult:
     cache must not be used again."""
     case = cache.case
     cfg: LSTMConfig = case.config
-    w_head = case.params[HEAD_WEIGHT]
-    flat_dy = cache.dy.reshape(-1, cfg.output_size)
-    out: dict[str, np.ndarray] = {
-        HEAD_WEIGHT: flat_dy.T @ cache.top.reshape(-1, cfg.hidden_size),
-        HEAD_BIAS: flat_dy.sum(axis=0),
-    }
-    dh_out = cache.dy @ w_head
+    dh_out, out = head_backward(case, cache.top, cache.dy)
     dh0 = np.empty_like(case.h0)
     dc0 = np.empty_like(case.c0)
     layer_grads: list[LayerGrads] = [None] * cfg.num_layers  # type: ignore[list-item]

@@ -52,7 +52,12 @@ def test_unusable_implementations_exit_2_with_one_message(run_cli, impl_dir, spe
     assert code == 2
     assert message.format(d=impl_dir) in err
     assert "Traceback" not in err
-    assert out == ""
+    if as_json:  # one JSON object on stdout in every outcome
+        data = json.loads(out)
+        assert data["verdict"] == "error" and data["exit_status"] == 2
+        assert message.format(d=impl_dir) in data["error"]
+    else:
+        assert out == ""
 
 
 def test_a_file_may_import_its_siblings(run_cli, impl_dir):

@@ -168,8 +168,9 @@ def test_unsupported_cases_exit_2_saying_so(capsys, entry) -> None:
         assert not entry.supports_case(catalogue.options_to_case(options))
         code, data, err = report(capsys, entry.spec, options)
         assert code == 2, (options, err)
-        assert data == {}  # a usage-level error: nothing on stdout
-        assert "does not support this case" in err and entry.unsupported_message in err, err
+        assert data["verdict"] == "nothing checked" and data["implementation_status"] == "unsupported"
+        assert "does not support this case" in data["why"] and entry.unsupported_message in data["why"], data
+        assert "nothing checked" in err and entry.unsupported_message in err, err
 
 
 MALFORMED = catalogue.MALFORMED

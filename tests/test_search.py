@@ -13,7 +13,7 @@ from lstm_gradcheck.reference.config import LSTMConfig
 
 from lstm_gradcheck.implementation import load_implementation, reference_implementation
 from lstm_gradcheck.report import build_report
-from lstm_gradcheck.search import search
+from lstm_gradcheck.searching import search
 
 PLANTED = Path(__file__).parent / "planted" / "output_gate_sigma_prime.py"
 SPEC = f"{PLANTED}:grads"
@@ -22,7 +22,7 @@ SPEC = f"{PLANTED}:grads"
 def test_search_on_the_reference_finds_nothing(run_cli):
     code, out, _ = run_cli("search", "--max-examples", "25", "--seed", "3")
     assert code == 0
-    assert out.startswith("no failing case in 25 examples (0 unsupported)")
+    assert out.startswith("no failing case in 25 examples (25 judged, 0 unsupported)")
 
 
 def test_search_finds_shrinks_and_prints_a_command_that_reproduces(run_cli):

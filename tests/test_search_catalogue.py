@@ -15,7 +15,7 @@ import pytest
 
 from lstm_gradcheck.implementation import load_implementation
 from lstm_gradcheck.report import build_report, case_json
-from lstm_gradcheck.search import DEFAULT_MAX_EXAMPLES, search
+from lstm_gradcheck.searching import DEFAULT_MAX_EXAMPLES, search
 
 IMPLS = Path(__file__).resolve().parents[1] / "examples" / "impls"
 sys.path.insert(0, str(IMPLS))

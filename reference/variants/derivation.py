@@ -11,6 +11,7 @@ not 25 copies of BPTT.
 Forward, layer k, step t (u_t = x_t for k = 0, the layer below's h_t otherwise)::
 
     z_t = W_x u_t + W_h h_{t-1} + b        per gate, stored in the variant's Form
+    y_t = W_head h_t^(top) + b_head        (y_t = h_t^(top) for the layer-only loss "upstream")
     i = σ(z_i)  f = σ(z_f + forget_bias)  g = tanh(z_g)  o = σ(z_o)
     c_t = f c_{t-1} + i g                  h_t = o tanh(c_t)   (identity cell: h_t = o c_t)
 
@@ -38,7 +39,8 @@ import numpy as np
 from lstm_gradcheck.reference.activations import sigmoid_and_grad
 from lstm_gradcheck.reference.case import Case
 from lstm_gradcheck.reference.config import LSTMConfig
-from lstm_gradcheck.reference.layout import GATES, HEAD_BIAS, HEAD_WEIGHT, bias_hh, bias_ih
+from lstm_gradcheck.reference.head import final_state_loss, head_backward, logits
+from lstm_gradcheck.reference.layout import GATES, bias_hh, bias_ih
 from lstm_gradcheck.reference.losses import ScoredSteps, head_loss, scored_steps
 from lstm_gradcheck.reference.variants.convention import ANY, Convention
 from lstm_gradcheck.reference.variants.forms import TORCH, Form, FormGrads
@@ -357,23 +359,15 @@ class Derivation:
             traces.append(tr)
             u = tr.h[1:]  # only h passes up; c stays in its layer
         top = traces[-1].h[1:]
-        w_head, b_head = params[HEAD_WEIGHT], params[HEAD_BIAS]
-        y = top @ w_head.T + b_head
+        y = logits(case, top)
         scored = scored_steps(cfg, case.targets, case.lengths)
         loss, dy = head_loss(y, cfg, scored)
-        total = float(loss)
-        if cfg.final_state:
-            h_n = np.stack([tr.h[-1] for tr in traces])
-            c_n = np.stack([tr.c[-1] for tr in traces])
-            total += float(np.sum(case.dh_n * h_n) + np.sum(case.dc_n * c_n))
+        h_n = np.stack([tr.h[-1] for tr in traces])
+        c_n = np.stack([tr.c[-1] for tr in traces])
+        total = float(loss) + final_state_loss(case, h_n, c_n)
         dy = self._head_delta(case, y, scored, dy)
-        flat_dy = dy.reshape(-1, cfg.output_size)
-        grads: dict[str, np.ndarray] = {
-            HEAD_WEIGHT: flat_dy.T @ top.reshape(-1, cfg.hidden_size),
-            HEAD_BIAS: flat_dy.sum(axis=0),
-        }
+        dh_out, grads = head_backward(case, top, dy)
         per_step: dict[str, np.ndarray] = {}
-        dh_out = dy @ w_head
         dh0 = np.empty_like(case.h0)
         dc0 = np.empty_like(case.c0)
         for k in range(cfg.num_layers - 1, -1, -1):

@@ -17,7 +17,12 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import assume, given, note, settings
 from hypothesis import strategies as st
-from lstm_gradcheck.oracles.compare import compare_gradients, conditioning_allowance, make_tolerance
+from lstm_gradcheck.oracles.compare import (
+    ORACLE_ERROR_FACTOR,
+    compare_gradients,
+    conditioning_allowance,
+    make_tolerance,
+)
 from lstm_gradcheck.oracles.complex_step import complex_step_gradient
 from lstm_gradcheck.oracles.directions import loss_noise
 from lstm_gradcheck.oracles.finite_difference import central_gradient, richardson_gradient
@@ -25,11 +30,11 @@ from lstm_gradcheck.oracles.registry import run_oracle
 from lstm_gradcheck.oracles.taylor import taylor_judge
 from lstm_gradcheck.properties.counting import count_example
 from lstm_gradcheck.properties.strategies import DEFAULT_SPACE, cases
-from lstm_gradcheck.reference.layout import gradient_names
+from lstm_gradcheck.reference.layout import model_gradient_names
 
 from lstm_gradcheck import reference
 
-SMALL = DEFAULT_SPACE.restrict(dtypes=("float64",), max_hidden=4, max_input=4, max_batch=4, long_seq=12)
+SMALL = DEFAULT_SPACE.restrict(dtype=("float64",), max_hidden=4, max_input=4, max_batch=4, long_seq=12)
 GOALS = {"fd": 1e-6, "richardson": 1e-9, "complex-step": 1e-12}
 FULL = {"fd": central_gradient, "richardson": richardson_gradient, "complex-step": complex_step_gradient}
 #: The smallest planted error, in units of the loss's roundoff ε_L, that a planted-bug property draws.
@@ -106,7 +111,7 @@ def planted_bugs(draw):
     or one gate's rows of a 4H tensor zeroed (its contribution dropped)."""
     case = draw(cases(SMALL))
     _, exact = reference.grads(case)
-    names = [n for n in gradient_names(case.config.num_layers) if np.max(np.abs(exact[n])) > 0]
+    names = [n for n in model_gradient_names(case.config) if np.max(np.abs(exact[n])) > 0]
     assume(names)  # e.g. cross_entropy over one class: the loss is constant
     name = draw(st.sampled_from(names))
     wrong = {n: a.copy() for n, a in exact.items()}
@@ -128,7 +133,13 @@ def planted_bugs(draw):
 @given(planted_bugs(), st.sampled_from(["fd", "richardson", "complex-step", "directional"]))
 def test_each_oracle_catches_a_planted_wrong_element_on_its_own(bug, oracle):
     count_example("planted wrong element caught by each FD oracle alone")
-    case, _, wrong, name, i = bug
+    case, exact, wrong, name, i = bug
+    if oracle in ("fd", "richardson"):
+        # Beyond roundoff, a difference quotient is limited by the loss's curvature at its step: a
+        # vanishing gradient of a deep stack can have a truncation bound above the plant. Such a plant
+        # is below the oracle's stated resolution (its bound is checked to hold, above), not missed.
+        bound = FULL[oracle](case, [name]).errors[name].reshape(-1)[i]
+        assume(1e-3 * abs(exact[name].reshape(-1)[i]) > 2 * ORACLE_ERROR_FACTOR * bound)
     loss = reference.forward(case)[0].loss
     report = run_oracle(oracle, case, loss, wrong, conditioning_allowance(case))
     flagged = [t for t in report.check.tensors if t.status == "mismatch"]

@@ -12,7 +12,7 @@ from lstm_gradcheck.reference.case import Case
 from lstm_gradcheck import reference
 
 SPACE = active_space()  # the thorough profile draws long sequences and saturated gates
-FLOAT64 = SPACE.restrict(dtypes=("float64",))
+FLOAT64 = SPACE.restrict(dtype=("float64",))
 
 
 def _holds(check, case: Case) -> None:
@@ -29,14 +29,14 @@ def test_forget_bias_is_a_constant_on_the_forget_rows(case):
     _holds(forget_bias_fold(reference.grads, case), case)
 
 
-@given(cases(FLOAT64.restrict(reductions=("sum",), min_batch=2)))
+@given(cases(FLOAT64.restrict(reduction=("sum",), min_batch=2)))
 def test_sum_reduction_is_the_sum_over_examples(case):
     """With reduction sum, the batch's gradients are the per-example gradients added (x, h0, c0 stacked)."""
     count_example("sum over batch = sum of examples")
     _holds(batch_additivity(reference.grads, case), case)
 
 
-@given(cases(FLOAT64.restrict(reductions=("sum",), require_lengths=True)))
+@given(cases(FLOAT64.restrict(reduction=("sum",), require_lengths=True)))
 def test_lengths_equal_truncated_sequences(case):
     """A padded batch gives the gradients of each sequence truncated to its length; padding gets zero dx."""
     count_example("lengths = truncated sequences")

@@ -11,7 +11,7 @@ from lstm_gradcheck.properties.strategies import Judged, active_space, judged_ca
 from lstm_gradcheck import reference
 
 SPACE = active_space()  # the thorough profile draws long sequences and saturated gates
-FLOAT64 = SPACE.restrict(dtypes=("float64",))
+FLOAT64 = SPACE.restrict(dtype=("float64",))
 
 
 # Each property takes the case with its exact answer (the strategy's filter computes it):
@@ -27,14 +27,14 @@ def test_reference_equals_torch_autograd_float64(drawn: Judged):
     assert {t.name for t in check.tensors} == set(drawn.case.arrays())
 
 
-@given(judged_cases(FLOAT64.restrict(cell_outputs=("tanh",))))
+@given(judged_cases(FLOAT64.restrict(cell_output=("tanh",))))
 def test_reference_equals_torch_nn_lstm(drawn: Judged):
     """Against the real torch.nn.LSTM (packed sequences, torch's loss modules)."""
     count_example("reference = torch.nn.LSTM (float64)")
     assert_agrees(reference.grads, drawn.case, "torch-nn", drawn.exact)
 
 
-@given(judged_cases(SPACE.restrict(dtypes=("float32",))))
+@given(judged_cases(SPACE.restrict(dtype=("float32",))))
 def test_float32_reference_within_derived_tolerance(drawn: Judged):
     """The reference computed in float32 against torch in float64 on the same (float32) inputs."""
     count_example("float32 reference within 2 eps^(2/3)")

@@ -13,7 +13,6 @@ command line.
 
 from __future__ import annotations
 
-import itertools
 import shlex
 import sys
 import time
@@ -24,24 +23,36 @@ from hypothesis import HealthCheck, Phase, Verbosity, example, given, settings
 from hypothesis import seed as hypothesis_seed
 from hypothesis.errors import Flaky, Unsatisfiable
 
-from lstm_gradcheck.implementation import FAILED, OK, UNSUPPORTED, Implementation, call_implementation
+from lstm_gradcheck.implementation import (
+    FAILED,
+    OK,
+    UNSUPPORTED,
+    Implementation,
+    as_implementation,
+    call_implementation,
+)
 from lstm_gradcheck.oracles.compare import CheckResult, conditioning_allowance
 from lstm_gradcheck.oracles.registry import run_oracle
+from lstm_gradcheck.probing import supported_space
 from lstm_gradcheck.properties.strategies import DEFAULT_SPACE, CaseSpace, cases
-from lstm_gradcheck.reference.case import Case, make_case
-from lstm_gradcheck.reference.config import LSTMConfig
+from lstm_gradcheck.reference.case import Case
 
 __all__ = [
     "SearchProgress",
     "SearchResult",
     "search",
-    "supported_space",
     "report_command",
     "case_size",
     "DEFAULT_MAX_EXAMPLES",
+    "FEW_JUDGED",
 ]
 
 DEFAULT_MAX_EXAMPLES = 200
+#: Below this share of judged examples a passing search says loudly on how little it rests.
+FEW_JUDGED = 0.1
+JUDGED, NOT_JUDGED = "judged", "not judged"
+#: The verdict of a run that judged nothing (exit status 2, as an unusable implementation).
+NOTHING_CHECKED = "nothing checked"
 
 
 class _Found(Exception):
@@ -58,6 +69,7 @@ class SearchProgress:
 
     examples: int = 0
     unsupported: int = 0
+    judged: int = 0
     failing: int = 0
     started: float = field(default_factory=time.perf_counter)
     smallest: Case | None = None
@@ -68,7 +80,7 @@ class SearchProgress:
         return time.perf_counter() - self.started
 
     def line(self) -> str:
-        text = f"search: {self.examples} examples tried, {self.unsupported} unsupported"
+        text = f"search: {self.examples} examples tried, {self.judged} judged, {self.unsupported} unsupported"
         if self.failing:
             text += f", {self.failing} failing (shrinking)"
         return text + f", {self.elapsed:.1f} s"
@@ -76,7 +88,12 @@ class SearchProgress:
 
 @dataclass(frozen=True)
 class SearchResult:
-    """What a search found: ``case`` is the shrunk failing case (None if none)."""
+    """What a search found: ``case`` is the shrunk failing case (None if none).
+
+    ``judged`` counts the examples on which some provided gradient was judged by
+    an oracle (or the implementation was found wrong); ``refusals`` holds the
+    implementation's own words when it refused (NotImplementedError messages).
+    """
 
     found: bool
     examples: int
@@ -87,6 +104,37 @@ class SearchResult:
     why: str | None = None
     interrupted: bool = False
     space_notes: tuple[str, ...] = ()
+    judged: int = 0
+    refusals: tuple[str, ...] = ()
+
+    @property
+    def verdict(self) -> str:
+        """ "fail" (found), "nothing checked" (no example was judged) or "pass"."""
+        if self.found:
+            return "fail"
+        return NOTHING_CHECKED if self.judged == 0 else "pass"
+
+    @property
+    def few_judged(self) -> bool:
+        """A pass that rests on fewer than FEW_JUDGED of the examples."""
+        return self.verdict == "pass" and self.judged < FEW_JUDGED * self.examples
+
+    def nothing_checked_message(self) -> str:
+        """Why nothing was judged and what would be needed (for a "nothing checked" verdict)."""
+        if self.unsupported == self.examples:
+            text = f"the implementation refused all {self.examples} examples (NotImplementedError)"
+        else:
+            text = (
+                f"of {self.examples} examples, {self.unsupported} were refused and on the rest the implementation "
+                "gave no gradient an oracle could judge"
+            )
+        if self.refusals:
+            text += "; it said: " + " | ".join(self.refusals)
+        return text + (
+            ". Cases are drawn with h0 and c0 random or zero (--h0/--c0), every loss of the contract and "
+            "'upstream' (no head), batch and length from 1, one to three layers: make it support at least one "
+            "such case, and return at least one gradient"
+        )
 
 
 def case_size(case: Case) -> tuple:
@@ -103,79 +151,37 @@ def case_size(case: Case) -> tuple:
     )
 
 
-def _judge(impl: Implementation, case: Case, oracles: Sequence[str]) -> str | None:
-    """Why ``impl`` is wrong on ``case`` (None if right or unsupported)."""
+@dataclass(frozen=True)
+class _Judgement:
+    """One example's verdict: ``why`` the implementation is wrong (None if it is not), and
+    ``status``: "unsupported", "judged" (some provided gradient was judged by some oracle, or it
+    is wrong) or "not judged" (it gave no gradient, or no oracle could judge what it gave)."""
+
+    status: str
+    why: str | None = None
+
+
+def _judge(impl: Implementation, case: Case, oracles: Sequence[str]) -> _Judgement:
     outcome = call_implementation(impl, case)
     if outcome.status == UNSUPPORTED:
-        return UNSUPPORTED
+        return _Judgement(UNSUPPORTED, outcome.error)
     if outcome.status == FAILED:
-        return f"the implementation failed: {outcome.error}"
+        return _Judgement(JUDGED, f"the implementation failed: {outcome.error}")
     assert outcome.status == OK
     conditioning = conditioning_allowance(case)
+    judged = False
     for name in oracles:
         report = run_oracle(name, case, outcome.loss, outcome.grads, conditioning)
         check: CheckResult | None = report.check
         if report.verdict == "fail":
-            return check.describe() if check is not None else f"oracle {name} failed"
-    return None
-
-
-_PROBE_SIZES = {"input_size": 2, "hidden_size": 2, "output_size": 2, "seq_len": 2, "batch_size": 2, "num_layers": 1}
-_CHOICE_FIELDS = {
-    "loss": "losses",
-    "loss_at": "loss_at",
-    "reduction": "reductions",
-    "cell_output": "cell_outputs",
-    "dtype": "dtypes",
-    "final_state": "final_state",
-}
-
-
-def _supports(impl: Implementation, config: LSTMConfig, lengths=None) -> bool:
-    return call_implementation(impl, make_case(config, seed=0, lengths=lengths)).status != UNSUPPORTED
-
-
-def supported_space(impl: Implementation, space: CaseSpace = DEFAULT_SPACE) -> tuple[CaseSpace, tuple[str, ...]]:
-    """Narrow ``space`` to the settings ``impl`` supports, probing it on tiny cases.
-
-    Finds one supported combination of the categorical settings, then varies
-    one setting at a time from it (and tries 2-3 layers, lengths and a nonzero
-    forget_bias). An implementation may still refuse some combinations; the
-    search skips and counts those. Returns the space and what was narrowed.
-    """
-    choices = {name: getattr(space, attr) for name, attr in _CHOICE_FIELDS.items()}
-    base = None
-    for combo in itertools.product(*choices.values()):
-        config = LSTMConfig(**_PROBE_SIZES, **dict(zip(choices, combo, strict=True)), forget_bias=0.0)
-        if _supports(impl, config):
-            base = config
-            break
-    if base is None:
-        return space, ("the implementation raised NotImplementedError on every probe",)
-    narrowed: dict[str, object] = {}
-    notes = []
-    for name, values in choices.items():
-        ok = tuple(v for v in values if v == getattr(base, name) or _supports(impl, base.replace(**{name: v})))
-        if ok != values:
-            narrowed[_CHOICE_FIELDS[name]] = ok
-            notes.append(f"{name}: only {', '.join(map(str, ok))}")
-    layers = 1
-    while layers < space.max_layers and _supports(impl, base.replace(num_layers=layers + 1)):
-        layers += 1
-    if layers < space.max_layers:
-        narrowed["max_layers"] = layers
-        notes.append(f"num_layers: up to {layers}")
-    if space.with_lengths and not _supports(impl, base, lengths=[2, 1]):
-        narrowed["with_lengths"] = False
-        notes.append("lengths: not supported")
-    if not _supports(impl, base.replace(forget_bias=1.0)):
-        narrowed.update(forget_bias_special=(), forget_bias_range=0.0)
-        notes.append("forget_bias: only 0")
-    return space.restrict(**narrowed), tuple(notes)
+            return _Judgement(JUDGED, check.describe() if check is not None else f"oracle {name} failed")
+        if check is not None:
+            judged = judged or any(t.status == "ok" and not t.ill_conditioned for t in check.tensors)
+    return _Judgement(JUDGED if judged else NOT_JUDGED)
 
 
 def search(
-    impl: Implementation,
+    impl: Implementation | Callable | str,
     *,
     max_examples: int = DEFAULT_MAX_EXAMPLES,
     seed: int = 0,
@@ -188,10 +194,15 @@ def search(
 ) -> SearchResult:
     """Search for a case where ``impl`` disagrees with ``oracles``; shrink it.
 
-    With ``probe`` the space is first narrowed to what ``impl`` supports
-    (:func:`supported_space`). ``examples`` are tried first, as Hypothesis's
-    ``@example``: known minimal failing cases replayed without search luck
-    (a failing explicit example is reported as it is, not shrunk).
+    ``impl`` is a ``grads(case)`` function, an ``--impl`` spec string
+    (``"pkg.module:grads"``, ``"path/to/file.py:grads"``) or an
+    :class:`~lstm_gradcheck.implementation.Implementation`. With ``probe`` the
+    space is first narrowed to what ``impl`` supports
+    (:func:`lstm_gradcheck.probing.supported_space`). ``examples`` are tried
+    first, as Hypothesis's ``@example``: known minimal failing cases replayed
+    without search luck (a failing explicit example is reported as it is, not
+    shrunk). The result's ``verdict`` is "fail", "pass" or, when no example
+    was judged, "nothing checked".
 
     Deterministic: the same implementation, ``seed`` and budget give the same
     result in the same process setting. Hypothesis also draws, one time in
@@ -200,22 +211,29 @@ def search(
     cases. ``progress`` (updated in place) lets a caller show counters and, on
     KeyboardInterrupt, the smallest failing case seen so far.
     """
+    impl = as_implementation(impl)
     notes: tuple[str, ...] = ()
+    refusals: list[str] = []
     if probe:
-        space, notes = supported_space(impl, space)
+        support = supported_space(impl, space)
+        space, notes, refusals = support.space, support.notes, list(support.refusals)
     progress = progress if progress is not None else SearchProgress()
     state: dict[str, object] = {"last": None, "why": None}
 
     def check_one(case: Case) -> None:
         progress.examples += 1
-        why = _judge(impl, case, oracles)
-        if why == UNSUPPORTED:
+        judgement = _judge(impl, case, oracles)
+        if judgement.status == UNSUPPORTED:
             progress.unsupported += 1
-            why = None
+            if judgement.why and judgement.why not in refusals and len(refusals) < 3:
+                refusals.append(judgement.why)
+        elif judgement.status == JUDGED:
+            progress.judged += 1
         if on_progress is not None:
             on_progress(progress)
-        if why is None:
+        if judgement.status == UNSUPPORTED or judgement.why is None:
             return
+        why = judgement.why
         progress.failing += 1
         state["last"], state["why"] = case, why
         if progress.smallest is None or case_size(case) < case_size(progress.smallest):
@@ -237,31 +255,25 @@ def search(
         suppress_health_check=list(HealthCheck),
     )(hypothesis_seed(seed)(test))
     start = time.perf_counter()
+
+    def result(found: bool, case: Case | None = None, why: str | None = None) -> SearchResult:
+        return SearchResult(
+            found, progress.examples, progress.unsupported, time.perf_counter() - start, seed, case, why,
+            space_notes=notes, judged=progress.judged, refusals=tuple(refusals),
+        )  # fmt: skip
+
     try:
         run()
     except _Found as found:
-        last = state["last"] if state["last"] is not None else found.case
-        return SearchResult(
-            True,
-            progress.examples,
-            progress.unsupported,
-            time.perf_counter() - start,
-            seed,
-            last,
-            str(state["why"]),
-            space_notes=notes,
-        )
+        return result(True, state["last"] if state["last"] is not None else found.case, str(state["why"]))
     except Flaky:
         # The implementation failed on a case and then passed on the same case: it is
         # nondeterministic. Still a finding; report the case it failed on.
-        case = state["last"] or progress.smallest
         why = f"nondeterministic: it failed and then passed on the same case; first failure: {state['why']}"
-        seconds = time.perf_counter() - start
-        return SearchResult(True, progress.examples, progress.unsupported, seconds, seed, case, why, space_notes=notes)
+        return result(True, state["last"] or progress.smallest, why)
     except Unsatisfiable:
         pass
-    seconds = time.perf_counter() - start
-    return SearchResult(False, progress.examples, progress.unsupported, seconds, seed, space_notes=notes)
+    return result(False)
 
 
 def report_command(case: Case, impl_spec: str | None) -> str:

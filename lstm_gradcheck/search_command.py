@@ -1,0 +1,158 @@
+"""``lstm-gradcheck search``: run the search, show its progress, print its verdict.
+
+A found case is reported in full (the report of :mod:`lstm_gradcheck.report`)
+with a ready-to-run ``reproduce:`` command line. A search that judged nothing
+ends "nothing checked" (exit 2) with the implementation's own refusals; one
+that judged fewer than a tenth of its examples says so loudly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from lstm_gradcheck.implementation import Implementation
+from lstm_gradcheck.json_output import write_json
+from lstm_gradcheck.render import render_report
+from lstm_gradcheck.report import build_report, case_json
+from lstm_gradcheck.searching import (
+    DEFAULT_MAX_EXAMPLES,
+    FEW_JUDGED,
+    NOTHING_CHECKED,
+    SearchProgress,
+    SearchResult,
+    report_command,
+    search,
+    terminal_progress,
+)
+
+__all__ = ["run_search_command", "few_judged_warning"]
+
+#: The verdict of a search interrupted before it found anything.
+INTERRUPTED = "interrupted"
+
+
+def few_judged_warning(result: SearchResult) -> str | None:
+    """The loud line of a pass that rests on few judged examples (None if it rests on enough)."""
+    if not result.few_judged:
+        return None
+    share = result.judged / result.examples if result.examples else 0.0
+    return (
+        f"WARNING: only {result.judged} of {result.examples} examples ({share:.0%}, under {FEW_JUDGED:.0%}) were "
+        f"judged; {result.unsupported} were refused. This pass rests on {result.judged} case(s)"
+        + (f"; the implementation said: {' | '.join(result.refusals)}" if result.refusals else "")
+    )
+
+
+def _summary(result: SearchResult, max_examples: int) -> dict[str, object]:
+    out: dict[str, object] = {
+        "verdict": result.verdict,
+        "found": result.found,
+        "examples": result.examples,
+        "judged": result.judged,
+        "unsupported": result.unsupported,
+        "seconds": result.seconds,
+        "seed": result.seed,
+        "max_examples": max_examples,
+        "supported": list(result.space_notes),
+        "refusals": list(result.refusals),
+    }
+    warning = few_judged_warning(result)
+    if warning is not None:
+        out["warning"] = warning
+    if result.verdict == NOTHING_CHECKED:
+        out["why"] = result.nothing_checked_message()
+    return out
+
+
+def _hypothesis_home_outside_cwd() -> None:
+    """Hypothesis keeps a cache in ./.hypothesis by default; a command must not litter the user's folder."""
+    from hypothesis.configuration import set_hypothesis_home_dir  # noqa: PLC0415
+
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    set_hypothesis_home_dir(os.path.join(cache, "lstm-gradcheck", "hypothesis"))
+
+
+def run_search_command(args: argparse.Namespace, impl: Implementation) -> int:
+    _hypothesis_home_outside_cwd()
+    progress = SearchProgress()
+    max_examples = args.max_examples or DEFAULT_MAX_EXAMPLES
+    try:
+        result = search(
+            impl,
+            max_examples=max_examples,
+            seed=args.seed,
+            oracles=tuple(args.oracle or ("torch",)),
+            progress=progress,
+            on_progress=terminal_progress(sys.stderr),
+        )
+    except KeyboardInterrupt:
+        return _interrupted(args, progress)
+    if sys.stderr.isatty():
+        sys.stderr.write("\r" + progress.line() + "\n")
+    summary = _summary(result, max_examples)
+    narrowed = f"; searched only what it supports ({'; '.join(result.space_notes)})" if result.space_notes else ""
+    counts = f"{result.examples} examples ({result.judged} judged, {result.unsupported} unsupported)"
+    if not result.found:
+        if args.json:
+            write_json({**summary, "case": None, "gradients": [], "oracles": [], "timings": {}}, sys.stdout)
+        elif result.verdict == NOTHING_CHECKED:
+            sys.stdout.write(f"nothing checked in {counts} in {result.seconds:.1f} s (seed {result.seed})\n")
+        else:
+            sys.stdout.write(f"no failing case in {counts} in {result.seconds:.1f} s (seed {result.seed}){narrowed}\n")
+            if summary.get("warning"):
+                sys.stdout.write(f"{summary['warning']}\n")
+        if result.verdict == NOTHING_CHECKED:
+            sys.stderr.write(f"lstm-gradcheck: nothing checked: {result.nothing_checked_message()}\n")
+            return 2
+        return 0
+    report = build_report(result.case, impl)
+    command = report_command(result.case, args.impl)
+    if args.json:
+        data = report.as_json()
+        data.update(summary)
+        data["why"] = result.why
+        data["command"] = command
+        write_json(data, sys.stdout)
+    else:
+        sys.stdout.write(
+            f"found a failing case after {counts} in {result.seconds:.1f} s (seed {result.seed}){narrowed}; "
+            "shrunk to the minimal case below.\n\n"
+        )
+        render_report(report, sys.stdout)
+        sys.stdout.write(f"\nreproduce: {command}\n")
+    return 1
+
+
+def _interrupted(args: argparse.Namespace, progress: SearchProgress) -> int:
+    """Ctrl-C during a search: the smallest failing case so far (or none), exit 130."""
+    case = progress.smallest
+    command = report_command(case, args.impl) if case is not None else None
+    if args.json:
+        write_json(
+            {
+                "verdict": "fail" if case is not None else INTERRUPTED,
+                "interrupted": True,
+                "found": case is not None,
+                "examples": progress.examples,
+                "judged": progress.judged,
+                "unsupported": progress.unsupported,
+                "case": case_json(case) if case is not None else None,
+                "why": progress.smallest_why,
+                "command": command,
+            },
+            sys.stdout,
+        )
+    else:
+        sys.stdout.write(
+            f"\ninterrupted after {progress.examples} examples ({progress.judged} judged, "
+            f"{progress.unsupported} unsupported)\n"
+        )
+        if case is None:
+            sys.stdout.write("no failing case found so far\n")
+        else:
+            sys.stdout.write(f"smallest failing case so far (not fully shrunk):\n  {case.describe()}\n")
+            sys.stdout.write(f"  {progress.smallest_why.splitlines()[0]}\nreproduce: {command}\n")
+    sys.stdout.flush()
+    return 130
