@@ -13,8 +13,10 @@ from __future__ import annotations
 import importlib.util
 import os
 
-from hypothesis import HealthCheck, settings
+from hypothesis import settings
+
 from lstm_gradcheck.properties.counting import example_counts
+from lstm_gradcheck.properties.hypothesis_settings import RELAXED
 
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # Each xdist worker takes one core: two workers each running 2-thread BLAS (or torch)
@@ -24,10 +26,9 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 
     _BLAS_LIMIT = threadpool_limits(limits=1)
 
-_COMMON = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large]}
-settings.register_profile("dev", max_examples=25, **_COMMON)
-settings.register_profile("ci", max_examples=200, derandomize=True, print_blob=True, **_COMMON)
-settings.register_profile("thorough", max_examples=2500, print_blob=True, **_COMMON)
+settings.register_profile("dev", max_examples=25, **RELAXED)
+settings.register_profile("ci", max_examples=200, derandomize=True, print_blob=True, **RELAXED)
+settings.register_profile("thorough", max_examples=2500, print_blob=True, **RELAXED)
 PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "dev")
 settings.load_profile(PROFILE)
 

@@ -23,6 +23,7 @@ import sys
 from collections.abc import Callable
 
 import numpy as np
+
 from lstm_gradcheck.reference.case import Case, make_case
 from lstm_gradcheck.reference.config import LSTMConfig
 from lstm_gradcheck.reference.layout import param_names

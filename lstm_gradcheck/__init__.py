@@ -23,29 +23,47 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = [
+#: Every public name and the module it lives in (imported on first use).
+_LAZY = {
+    "LSTMConfig": "lstm_gradcheck.reference.config",
+    "Case": "lstm_gradcheck.reference.case",
+    "make_case": "lstm_gradcheck.reference.case",
+    "Layout": "lstm_gradcheck.reference.converters",
+    "head": "lstm_gradcheck.reference.head",
+    "final_state_loss": "lstm_gradcheck.reference.head",
+    "assert_gradients_match": "lstm_gradcheck.api",
+    "search": "lstm_gradcheck.searching",
+    "SearchResult": "lstm_gradcheck.searching",
+    "cases": "lstm_gradcheck.properties.strategies",
+    "CaseSpace": "lstm_gradcheck.properties.strategies",
+    "gradcheck_settings": "lstm_gradcheck.properties.hypothesis_settings",
+    "GradientMismatchError": "lstm_gradcheck.oracles.compare",
+    "ImplementationFailedError": "lstm_gradcheck.api",
+    "NothingCheckedError": "lstm_gradcheck.api",
+    "CaseError": "lstm_gradcheck.reference.config",
+    "ImplementationLoadError": "lstm_gradcheck.implementation",
+}
+
+__all__ = [  # what _LAZY provides, spelled out for tools that read __all__
+    "__version__",
+    "LSTMConfig",
     "Case",
+    "make_case",
+    "Layout",
+    "head",
+    "final_state_loss",
+    "assert_gradients_match",
+    "search",
+    "SearchResult",
+    "cases",
     "CaseSpace",
+    "gradcheck_settings",
     "GradientMismatchError",
     "ImplementationFailedError",
-    "LSTMConfig",
-    "assert_gradients_match",
-    "cases",
-    "make_case",
-    "search",
+    "NothingCheckedError",
+    "CaseError",
+    "ImplementationLoadError",
 ]
-
-_LAZY = {
-    "Case": ("lstm_gradcheck.reference.case", "Case"),
-    "make_case": ("lstm_gradcheck.reference.case", "make_case"),
-    "LSTMConfig": ("lstm_gradcheck.reference.config", "LSTMConfig"),
-    "GradientMismatchError": ("lstm_gradcheck.oracles.compare", "GradientMismatchError"),
-    "assert_gradients_match": ("lstm_gradcheck.api", "assert_gradients_match"),
-    "ImplementationFailedError": ("lstm_gradcheck.api", "ImplementationFailedError"),
-    "search": ("lstm_gradcheck.searching", "search"),
-    "cases": ("lstm_gradcheck.properties.strategies", "cases"),
-    "CaseSpace": ("lstm_gradcheck.properties.strategies", "CaseSpace"),
-}
 
 
 def __getattr__(name: str) -> Any:
@@ -53,6 +71,5 @@ def __getattr__(name: str) -> Any:
     if name in _LAZY:
         import importlib  # noqa: PLC0415
 
-        module, attr = _LAZY[name]
-        return getattr(importlib.import_module(module), attr)
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'lstm_gradcheck' has no attribute {name!r}")

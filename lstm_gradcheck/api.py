@@ -1,4 +1,9 @@
-"""The Python API for a user's own tests: check an implementation on a case, or search."""
+"""The Python API for a user's own tests: check an implementation on a case, or search.
+
+Failures raise exceptions named from :mod:`lstm_gradcheck`; inside a Hypothesis
+test each failing example also notes the ``lstm-gradcheck report`` command that
+rebuilds it, so a shrunk failure prints as one line of case and one command.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +12,31 @@ from collections.abc import Callable, Sequence
 from lstm_gradcheck.implementation import Implementation, as_implementation
 from lstm_gradcheck.oracles.compare import GradientMismatchError
 from lstm_gradcheck.reference.case import Case
-from lstm_gradcheck.report import Report, build_report
+from lstm_gradcheck.report import NOTHING_CHECKED, Report, build_report
+from lstm_gradcheck.searching import report_command
 
-__all__ = ["ImplementationFailedError", "as_implementation", "assert_gradients_match"]
+__all__ = ["ImplementationFailedError", "NothingCheckedError", "assert_gradients_match"]
 
 
 class ImplementationFailedError(AssertionError):
     """The implementation raised, or returned something the contract does not allow."""
+
+
+class NothingCheckedError(AssertionError):
+    """Nothing could be judged: the implementation gave no gradient, or no oracle could judge the case."""
+
+
+for _error in (ImplementationFailedError, NothingCheckedError):
+    _error.__module__ = "lstm_gradcheck"
+
+
+def _note(text: str) -> None:
+    """Hypothesis's ``note`` inside a Hypothesis test (printed with the falsifying example), else nothing."""
+    from hypothesis import note  # noqa: PLC0415 (Hypothesis is only needed inside its own tests)
+    from hypothesis.control import currently_in_test_context  # noqa: PLC0415
+
+    if currently_in_test_context():
+        note(text)
 
 
 def assert_gradients_match(
@@ -21,21 +44,32 @@ def assert_gradients_match(
 ) -> Report:
     """Check ``impl`` on ``case``; raise with the located mismatch if it is wrong.
 
+    Args:
+        impl: a ``grads(case)`` function, an ``--impl`` spec string or an Implementation.
+        case: the case, e.g. ``make_case(LSTMConfig(...), seed)`` or one drawn by ``cases()``.
+        oracles: the oracles to compare against (default the torch oracle).
+
     Raises:
         GradientMismatchError: a gradient or the loss disagrees with an oracle (the
             message names tensor, gate, unit, column and step).
         ImplementationFailedError: the implementation raised or returned a malformed result.
-        NotImplementedError: the implementation does not support ``case``.
+        NothingCheckedError: nothing could be judged (no gradient returned, no oracle fits).
+        NotImplementedError: the implementation does not support ``case`` (reject it in a
+            Hypothesis test: ``hypothesis.reject()``).
     Returns:
-        The :class:`Report` when everything agrees.
+        The :class:`~lstm_gradcheck.report.Report` when everything agrees.
     """
+    __tracebackhide__ = True  # pytest shows the caller's line, not this helper's
     implementation = as_implementation(impl)
     report = build_report(case, implementation, oracles, localize=False)
     if report.outcome.status == "unsupported":
         raise NotImplementedError(f"{implementation.name} does not support this case: {report.outcome.error}")
+    _note(f"reproduce: {report_command(case, implementation.name)}")
     if report.outcome.status == "failed":
         raise ImplementationFailedError(f"{implementation.name} failed on {case.describe()}: {report.outcome.error}")
     for oracle in report.oracles:
         if oracle.check is not None and not oracle.check.ok:
             raise GradientMismatchError(oracle.check)
+    if report.verdict == NOTHING_CHECKED:
+        raise NothingCheckedError(f"{implementation.name} on {case.describe()}: {report.nothing_checked_reason}")
     return report

@@ -48,9 +48,13 @@ OK, UNSUPPORTED, FAILED = "ok", "unsupported", "failed"
 class UsageError(Exception):
     """Bad command-line use: the CLI prints the message and exits 2."""
 
+    __module__ = "lstm_gradcheck"  # public under this name
+
 
 class ImplementationLoadError(UsageError):
     """The implementation cannot be imported or is not a function (exit 2)."""
+
+    __module__ = "lstm_gradcheck"
 
 
 @dataclass(frozen=True)

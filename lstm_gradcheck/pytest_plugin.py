@@ -46,7 +46,8 @@ def _specs(config: pytest.Config) -> list[str]:
 
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
     for spec in _specs(config):
-        item = SearchItem.from_parent(session, name=f"lstm-gradcheck::search[{spec}]", spec=spec)
+        name = f"lstm-gradcheck::search[{spec}]"
+        item = SearchItem.from_parent(session, name=name, nodeid=name, spec=spec)
         item.add_marker(MARKER)
         items.append(item)
 
@@ -56,7 +57,7 @@ class SearchItem(pytest.Item):
 
     def __init__(self, *, spec: str, **kwargs) -> None:
         super().__init__(**kwargs)
-        self.spec = spec  # the item's parent is the session: its id is its name, whatever file pytest ran
+        self.spec = spec  # the item's id is its name, whatever file or folder pytest was given
 
     def runtest(self) -> None:
         # The harness loads only when a search runs: every pytest session imports this plugin.

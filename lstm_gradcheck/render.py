@@ -130,7 +130,7 @@ def _footer(report: Report) -> list[str]:
 
 
 def _cell(step: StepLocalization, t: int, e: float) -> str:
-    label = f"T'={t + 1}" if step.method == PREFIX else f"t{t}"
+    label = f"T'{t + 1}" if step.method == PREFIX else f"t{t}"
     if math.isnan(e):
         return f"{label}=?"
     return f"{label}={'*' if e > step.allowed else ''}{e:.2g}"

@@ -89,6 +89,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
+from threadpoolctl import ThreadpoolController
+
 from lstm_gradcheck.reference.case import Case
 from lstm_gradcheck.reference.config import LSTMConfig
 from lstm_gradcheck.reference.layout import (
@@ -108,7 +110,6 @@ from lstm_gradcheck.reference.layout import bias_hh as bias_hh_name
 from lstm_gradcheck.reference.layout import bias_ih as bias_ih_name
 from lstm_gradcheck.reference.losses import ScoredSteps, head_loss, scored_steps
 from lstm_gradcheck.reference.lstm import effective_bias, step_mask
-from threadpoolctl import ThreadpoolController
 
 __all__ = [
     "Base",

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import numpy as np
+
 from lstm_gradcheck.oracles.registry import FullGradient, LossFn, OracleAbstains, OracleReport, OracleSpec, register
 from lstm_gradcheck.reference.case import Case
 from lstm_gradcheck.reference.config import LSTMConfig

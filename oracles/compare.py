@@ -43,8 +43,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
+
 from lstm_gradcheck.reference.case import Case
-from lstm_gradcheck.reference.layout import Location, gradient_shapes, locate, model_gradient_names
+from lstm_gradcheck.reference.layout import gradient_shapes, model_gradient_names
+from lstm_gradcheck.reference.locations import Location, locate
 
 __all__ = [
     "RTOL_EXPONENT",
@@ -399,6 +401,8 @@ class CheckResult:
 
 class GradientMismatchError(AssertionError):
     """Raised by tests and helpers when gradients disagree; ``.result`` holds the records."""
+
+    __module__ = "lstm_gradcheck"  # public under this name (tracebacks say lstm_gradcheck.GradientMismatchError)
 
     def __init__(self, result: CheckResult) -> None:
         super().__init__(result.describe())

@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+
 from lstm_gradcheck.oracles.batched import Base, partial_losses_many, prepare
 from lstm_gradcheck.oracles.finite_difference import FDResult, element_steps, estimated_seconds
 from lstm_gradcheck.reference.case import Case

@@ -39,6 +39,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
+
 from lstm_gradcheck.oracles.compare import (
     MISMATCH,
     NOT_PROVIDED,
@@ -61,7 +62,8 @@ from lstm_gradcheck.oracles.directions import (
 from lstm_gradcheck.oracles.finite_difference import CENTRAL_STEP, STEP_MULTIPLIERS
 from lstm_gradcheck.oracles.registry import OracleReport, reference_loss
 from lstm_gradcheck.reference.case import Case
-from lstm_gradcheck.reference.layout import GATES, Location, gate_slice, parse_name
+from lstm_gradcheck.reference.layout import GATES, gate_slice, parse_name
+from lstm_gradcheck.reference.locations import Location
 
 __all__ = ["Probe", "probe", "probes_for", "directional_judge", "EVALUATIONS_PER_PROBE"]
 

@@ -15,6 +15,7 @@ import zlib
 from collections.abc import Callable, Mapping
 
 import numpy as np
+
 from lstm_gradcheck.oracles.compare import TensorResult, Tolerance, compare_tensor
 from lstm_gradcheck.oracles.finite_difference import EPS, NOISE_ULPS, central_gradient, central_with_loss
 from lstm_gradcheck.reference.case import Case

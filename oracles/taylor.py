@@ -44,6 +44,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
+
 from lstm_gradcheck.oracles.compare import MISMATCH, NOT_PROVIDED, OK, CheckResult, TensorResult, make_tolerance
 from lstm_gradcheck.oracles.directions import (
     inner,

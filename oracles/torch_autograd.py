@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
+
 from lstm_gradcheck.reference.case import Case
 from lstm_gradcheck.reference.config import UPSTREAM
 from lstm_gradcheck.reference.layout import HEAD_BIAS, HEAD_WEIGHT, STATE_INPUTS, gate_slice, layer_param_names

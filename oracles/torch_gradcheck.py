@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
+
 from lstm_gradcheck.reference.case import Case
 from lstm_gradcheck.reference.layout import HEAD_BIAS, HEAD_WEIGHT
 

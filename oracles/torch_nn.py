@@ -16,6 +16,9 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
 from lstm_gradcheck.oracles.builtin import torch_nn_unfit
 from lstm_gradcheck.oracles.torch_autograd import (
     TorchResult,
@@ -26,8 +29,6 @@ from lstm_gradcheck.oracles.torch_autograd import (
 )
 from lstm_gradcheck.reference.case import Case
 from lstm_gradcheck.reference.layout import HEAD_BIAS, HEAD_WEIGHT, STATE_INPUTS, bias_ih, gate_slice
-from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 __all__ = ["NotExpressible", "nn_grads", "forward_backward_pass"]
 

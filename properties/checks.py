@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from hypothesis import note
+
 from lstm_gradcheck.oracles.compare import Answer, CheckResult, conditioning_allowance
 from lstm_gradcheck.oracles.registry import run_oracle
 from lstm_gradcheck.reference.case import Case, GradsFn

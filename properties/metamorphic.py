@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 import numpy as np
+
 from lstm_gradcheck.oracles.compare import CheckResult, compare_gradients, conditioning_allowance, make_tolerance
 from lstm_gradcheck.reference.activations import sigmoid
 from lstm_gradcheck.reference.case import Case, GradsFn

@@ -30,6 +30,7 @@ from functools import lru_cache
 import numpy as np
 from hypothesis import assume
 from hypothesis import strategies as st
+
 from lstm_gradcheck.oracles.compare import Answer, exact_answer, unjudgeable
 from lstm_gradcheck.reference.case import Case, make_case
 from lstm_gradcheck.reference.config import CHOICES, UPSTREAM, LSTMConfig

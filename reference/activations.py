@@ -26,6 +26,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
+
 from lstm_gradcheck.reference.layout import gate_row_vector, gate_slice
 
 __all__ = ["GateConstants", "gate_constants", "activate_gates", "sigmoid", "sigmoid_and_grad"]

@@ -15,6 +15,7 @@ from types import MappingProxyType
 from typing import Any
 
 import numpy as np
+
 from lstm_gradcheck.reference.config import RANDOM, UPSTREAM, ZERO, CaseError, LSTMConfig
 from lstm_gradcheck.reference.layout import STATE_INPUTS, param_shapes
 

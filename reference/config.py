@@ -79,6 +79,8 @@ MEMORY_LIMIT_BYTES = 12 * 2**30
 class CaseError(ValueError):
     """A case or config is invalid; the message names the field and the fix."""
 
+    __module__ = "lstm_gradcheck"  # public under this name
+
 
 @dataclass(frozen=True)
 class LSTMConfig:

@@ -18,6 +18,7 @@ gradient to hand to the LSTM's own backward, and the head's gradients.
 from __future__ import annotations
 
 import numpy as np
+
 from lstm_gradcheck.reference.case import Case
 from lstm_gradcheck.reference.layout import HEAD_BIAS, HEAD_WEIGHT
 from lstm_gradcheck.reference.losses import head_loss, scored_steps

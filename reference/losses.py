@@ -24,6 +24,7 @@ keeps them exact and differentiable there.
 from __future__ import annotations
 
 import numpy as np
+
 from lstm_gradcheck.reference.activations import sigmoid
 from lstm_gradcheck.reference.config import UPSTREAM, LSTMConfig
 

@@ -56,6 +56,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+
 from lstm_gradcheck.reference.activations import activate_gates, gate_constants
 from lstm_gradcheck.reference.case import Case
 from lstm_gradcheck.reference.config import LSTMConfig

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
+from lstm_gradcheck import reference
 from lstm_gradcheck.oracles.compare import (
     GradientMismatchError,
     compare_gradients,
@@ -14,8 +16,6 @@ from lstm_gradcheck.oracles.compare import (
 )
 from lstm_gradcheck.reference.case import make_case
 from lstm_gradcheck.reference.config import LSTMConfig
-
-from lstm_gradcheck import reference
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ import json
 
 import numpy as np
 import pytest
+
 from lstm_gradcheck.oracles import batched
 from lstm_gradcheck.oracles.compare import conditioning_allowance
 from lstm_gradcheck.oracles.complex_step import complex_step_gradient

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 from hypothesis import given, settings
+
+from lstm_gradcheck import reference
 from lstm_gradcheck.oracles.compare import exact_answer
 from lstm_gradcheck.properties.checks import agree
 from lstm_gradcheck.properties.strategies import DEFAULT_SPACE, Judged, judged_cases
 from lstm_gradcheck.reference.case import make_case
 from lstm_gradcheck.reference.config import LSTMConfig
 from lstm_gradcheck.reference.variants import get_variant
-
-from lstm_gradcheck import reference
 
 
 @settings(max_examples=20, database=None)

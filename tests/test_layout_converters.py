@@ -1,29 +1,34 @@
-"""The layout converters of reference/layout.py (Note [Layout converters]): round trips, and each
-layout computes the contract's pre-activations."""
+"""The layout converters of reference/converters.py (Note [Layout converters]): round trips, each
+layout computes the contract's pre-activations, and the adapters' Layout and head."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from lstm_gradcheck.reference.layout import (
+
+from lstm_gradcheck.reference.case import make_case
+from lstm_gradcheck.reference.config import LSTMConfig
+from lstm_gradcheck.reference.converters import (
     CONCAT_ORDERS,
-    GATES,
+    GATE_ALIASES,
     TF_GATE_ORDER,
+    Layout,
     concat_inputs,
     from_concat,
     from_separate,
     from_tf_ijfo,
     fuse_biases,
-    gate_blocks,
     gate_blocks_in,
     split_concat_inputs,
     split_fused_bias_grad,
-    stack_gates,
     stack_gates_in,
     to_concat,
     to_separate,
     to_tf_ijfo,
 )
+from lstm_gradcheck.reference.head import head
+from lstm_gradcheck.reference.layout import GATES, gate_blocks, gate_slice, stack_gates
+from lstm_gradcheck.reference.lstm import backward, forward
 
 IN, H, B = 3, 4, 2  # input size, hidden size, batch
 
@@ -141,3 +146,118 @@ def test_rows_of_units_and_gate_units_of_rows_invert_each_other():
         gates, units = rows_to_gate_units(rows[k], hidden)
         np.testing.assert_array_equal(gates, k)
         np.testing.assert_array_equal(units, [0, 2, 1])
+
+
+# ----------------------------------------------------------------------------- Layout, for adapters
+
+LAYOUTS = (
+    Layout(),  # torch itself
+    Layout(gates="ifog", rows=True, bias="one"),  # cs231n: x @ Wx + h @ Wh + b, columns i, f, o, g
+    Layout(gates="ifog", rows=True, concat="xh", bias="first"),  # Karpathy: [1, x, h] @ WLSTM
+    Layout(gates="fico", concat="hx", bias="one", bias_shape="column", per_gate=True),  # the course: W_f @ [a; x]
+    Layout(gates="fuco", rows=True, concat="hx", bias="one", bias_shape="row", per_gate=True),  # numpy-ml style
+    Layout(gates="ijfo", rows=True, concat="xh", bias="one"),  # TensorFlow BasicLSTMCell
+    Layout(gates="ifco", rows=True, bias="two", bias_shape="gates"),  # Keras-like order, biases (4, H)
+    Layout(gates="oigf", concat="xh", bias="last", bias_shape="row"),  # any order, bias as the last column
+)
+
+
+def _user_preactivations(layout: Layout, p: dict, x: np.ndarray, h: np.ndarray) -> dict[str, np.ndarray]:
+    """z per user gate letter (B, H), computed the way code in ``layout`` computes it."""
+    hidden = h.shape[1]
+    if layout.concat:
+        v = np.concatenate([x, h] if layout.concat == "xh" else [h, x], axis=1)
+        ones = np.ones((x.shape[0], 1))
+        if layout.bias in ("first", "last"):
+            v = np.concatenate([ones, v] if layout.bias == "first" else [v, ones], axis=1)
+        inputs = {"W": v}
+    else:
+        inputs = {"Wx": x, "Wh": h}
+    z = {letter: np.zeros((x.shape[0], hidden)) for letter in layout.gates}
+    for key, v in inputs.items():
+        if layout.per_gate:
+            for letter, w in p[key].items():
+                z[letter] += v @ w if layout.rows else v @ w.T
+        else:
+            full = v @ p[key] if layout.rows else v @ p[key].T
+            for k, letter in enumerate(layout.gates):
+                z[letter] += full[:, k * hidden : (k + 1) * hidden]
+    for key in ("b", "bx", "bh"):
+        if key in p:
+            if layout.per_gate:
+                for letter in layout.gates:
+                    z[letter] += np.reshape(p[key][letter], -1)
+            else:
+                flat = np.reshape(p[key], -1)
+                for k, letter in enumerate(layout.gates):
+                    z[letter] += flat[k * hidden : (k + 1) * hidden]
+    return z
+
+
+@pytest.mark.parametrize("layout", LAYOUTS, ids=lambda lay: f"{lay.gates}-{lay.concat}-{lay.bias}-{lay.bias_shape}")
+@pytest.mark.parametrize("layer", [0, 1])
+def test_a_layout_computes_the_contracts_preactivations(layout, layer):
+    """The user's arrays, used the user's way, give the contract's z gate by gate (forget_bias folded)."""
+    case = make_case(LSTMConfig(num_layers=2, forget_bias=0.75), seed=4)
+    folded = Layout(**{**layout.__dict__, "fold_forget_bias": True})
+    rng = np.random.default_rng(0)
+    fan_in = case.config.input_size if layer == 0 else case.config.hidden_size
+    x, h = rng.standard_normal((3, fan_in)), rng.standard_normal((3, case.config.hidden_size))
+    p = case.params
+    z = (
+        x @ p[f"weight_ih_l{layer}"].T
+        + h @ p[f"weight_hh_l{layer}"].T
+        + p[f"bias_ih_l{layer}"]
+        + p[f"bias_hh_l{layer}"]
+    )
+    z[:, gate_slice("f", case.config.hidden_size)] += case.config.forget_bias
+    mine = _user_preactivations(folded, folded.params(case, layer), x, h)
+    for letter, value in mine.items():
+        expected = z[:, gate_slice(GATE_ALIASES[letter], case.config.hidden_size)]
+        np.testing.assert_allclose(value, expected, rtol=1e-12, atol=1e-14, err_msg=letter)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS, ids=lambda lay: f"{lay.gates}-{lay.concat}-{lay.bias}-{lay.bias_shape}")
+def test_a_layouts_gradients_come_back_under_the_contracts_names(layout):
+    """grads() inverts params() on the weights exactly; a fused bias's gradient goes to both biases."""
+    case = make_case(LSTMConfig(num_layers=2), seed=5)
+    for layer in (0, 1):
+        back = layout.grads(layout.params(case, layer), case, layer)
+        assert set(back) == {f"{kind}_l{layer}" for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
+        for name in (f"weight_ih_l{layer}", f"weight_hh_l{layer}"):
+            assert np.array_equal(back[name], case.params[name])
+        fused = case.params[f"bias_ih_l{layer}"] + case.params[f"bias_hh_l{layer}"]
+        if layout.bias == "two":
+            assert np.array_equal(back[f"bias_ih_l{layer}"], case.params[f"bias_ih_l{layer}"])
+        else:
+            assert np.array_equal(back[f"bias_ih_l{layer}"], fused)
+            assert np.array_equal(back[f"bias_hh_l{layer}"], fused)
+
+
+def test_a_layout_refuses_what_it_cannot_be():
+    with pytest.raises(ValueError, match="expected the four gates in your order"):
+        Layout(gates="ifgx")
+    with pytest.raises(ValueError, match="set concat"):
+        Layout(bias="first")
+    with pytest.raises(ValueError, match="per-gate arrays missing"):
+        Layout(per_gate=True).grads({"Wx": {"i": np.zeros((5, 4))}, "Wh": {}, "bx": {}}, make_case(LSTMConfig()), 0)
+
+
+@pytest.mark.parametrize("loss", ["cross_entropy", "mse", "bce", "upstream"])
+def test_head_gives_the_references_loss_and_the_gradient_its_lstm_receives(loss):
+    config = LSTMConfig(loss=loss, reduction="sum" if loss == "upstream" else "mean", loss_at="last")
+    case = make_case(config, seed=6, lengths=[6, 3, 1])
+    result, cache = forward(case)
+    value, dh_top, head_grads = head(case, cache.top, result.h_n, result.c_n)
+    assert value == pytest.approx(result.loss, rel=1e-14)
+    full = backward(cache).grads
+    assert set(head_grads) == ({"head.weight", "head.bias"} if case.config.has_head else set())
+    for name, g in head_grads.items():
+        np.testing.assert_allclose(g, full[name], rtol=1e-13, atol=1e-15)
+    scored = np.zeros((case.config.seq_len, case.config.batch_size), dtype=bool)
+    scored[np.array([5, 2, 0]), np.arange(3)] = True  # loss_at last: each sequence's last valid step
+    assert np.all(dh_top[~scored] == 0) and np.all(np.any(dh_top[scored] != 0, axis=-1))
+    with pytest.raises(ValueError, match="pass h_n and c_n"):
+        head(case, cache.top)
+    with pytest.raises(ValueError, match=r"time-major \(T, B, H\)"):
+        head(case, cache.top.transpose(1, 0, 2), result.h_n, result.c_n)

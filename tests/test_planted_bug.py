@@ -5,14 +5,14 @@ from __future__ import annotations
 import dataclasses
 import re
 
-import lstm_gradcheck.reference.lstm  # noqa: F401 (reference.lstm below)
 import numpy as np
 import pytest
 from hypothesis import settings
+
+import lstm_gradcheck.reference.lstm  # noqa: F401 (reference.lstm below)
+from lstm_gradcheck import reference
 from lstm_gradcheck.oracles.compare import GradientMismatchError
 from lstm_gradcheck.properties.counting import count_example
-
-from lstm_gradcheck import reference
 from tests.properties import test_oracles
 
 LOCATED = re.compile(

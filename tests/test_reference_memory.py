@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from lstm_gradcheck.reference.case import make_case
 from lstm_gradcheck.reference.config import LSTMConfig
 from lstm_gradcheck.reference.lstm import backward, forward, grads

@@ -8,10 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from lstm_gradcheck.reference.case import make_case
-from lstm_gradcheck.reference.config import LSTMConfig
 
 from lstm_gradcheck.implementation import load_implementation, reference_implementation
+from lstm_gradcheck.reference.case import make_case
+from lstm_gradcheck.reference.config import LSTMConfig
 from lstm_gradcheck.report import build_report
 from lstm_gradcheck.searching import search
 
@@ -90,9 +90,9 @@ def test_per_step_and_suffix_localization_agree_on_a_missing_recurrent_term():
     import dataclasses  # noqa: PLC0415
 
     import numpy as np  # noqa: PLC0415
-    from lstm_gradcheck.reference import lstm  # noqa: PLC0415
 
     from lstm_gradcheck.implementation import Implementation  # noqa: PLC0415
+    from lstm_gradcheck.reference import lstm  # noqa: PLC0415
 
     def run_wrong(case):
         real = lstm.layer_backward

@@ -18,6 +18,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from lstm_gradcheck import reference
+from lstm_gradcheck.cli import main
+from lstm_gradcheck.implementation import load_implementation
 from lstm_gradcheck.oracles.compare import CheckResult, compare_gradients, conditioning_allowance, make_tolerance
 from lstm_gradcheck.oracles.registry import run_oracle
 from lstm_gradcheck.reference.case import Case
@@ -25,10 +29,6 @@ from lstm_gradcheck.reference.lstm import backward, forward, per_step_contributi
 from lstm_gradcheck.reference.lstm import grads as reference_grads
 from lstm_gradcheck.reference.variants import VARIANTS, Derivation, build_case, right_variants, wrong_variants
 from lstm_gradcheck.reference.variants.convention import Convention
-
-from lstm_gradcheck import reference
-from lstm_gradcheck.cli import main
-from lstm_gradcheck.implementation import load_implementation
 from lstm_gradcheck.variants import observed_location
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -12,9 +12,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from lstm_gradcheck.reference.variants import VARIANTS, right_variants, wrong_variants
 
 from lstm_gradcheck.cli import main
+from lstm_gradcheck.reference.variants import VARIANTS, right_variants, wrong_variants
 from lstm_gradcheck.variants import check_variant, kill_matrix
 
 

@@ -36,6 +36,7 @@ from dataclasses import dataclass, fields
 from typing import NamedTuple
 
 import numpy as np
+
 from lstm_gradcheck.reference.activations import sigmoid_and_grad
 from lstm_gradcheck.reference.case import Case
 from lstm_gradcheck.reference.config import LSTMConfig

@@ -27,12 +27,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from lstm_gradcheck.reference.layout import (
-    GATES,
+
+from lstm_gradcheck.reference.converters import (
     TF_GATE_ORDER,
     SeparateGates,
-    bias_hh,
-    bias_ih,
     concat_inputs,
     from_concat,
     from_separate,
@@ -41,11 +39,16 @@ from lstm_gradcheck.reference.layout import (
     gate_blocks_in,
     split_concat_inputs,
     split_fused_bias_grad,
-    stack_gates,
     stack_gates_in,
     to_concat,
     to_separate,
     to_tf_ijfo,
+)
+from lstm_gradcheck.reference.layout import (
+    GATES,
+    bias_hh,
+    bias_ih,
+    stack_gates,
     weight_hh,
     weight_ih,
 )

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
 from lstm_gradcheck.reference.case import Case, GradsFn, make_case
 from lstm_gradcheck.reference.config import LSTMConfig
 from lstm_gradcheck.reference.layout import GATES, gradient_names

@@ -17,6 +17,8 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import assume, given, note, settings
 from hypothesis import strategies as st
+
+from lstm_gradcheck import reference
 from lstm_gradcheck.oracles.compare import (
     ORACLE_ERROR_FACTOR,
     compare_gradients,
@@ -31,8 +33,6 @@ from lstm_gradcheck.oracles.taylor import taylor_judge
 from lstm_gradcheck.properties.counting import count_example
 from lstm_gradcheck.properties.strategies import DEFAULT_SPACE, cases
 from lstm_gradcheck.reference.layout import model_gradient_names
-
-from lstm_gradcheck import reference
 
 SMALL = DEFAULT_SPACE.restrict(dtype=("float64",), max_hidden=4, max_input=4, max_batch=4, long_seq=12)
 GOALS = {"fd": 1e-6, "richardson": 1e-9, "complex-step": 1e-12}

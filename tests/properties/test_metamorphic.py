@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 from hypothesis import given, note
+
+from lstm_gradcheck import reference
 from lstm_gradcheck.properties.counting import count_example
 from lstm_gradcheck.properties.metamorphic import batch_additivity, forget_bias_fold, lengths_truncation, single_step
 from lstm_gradcheck.properties.strategies import active_space, cases
 from lstm_gradcheck.reference.case import Case
-
-from lstm_gradcheck import reference
 
 SPACE = active_space()  # the thorough profile draws long sequences and saturated gates
 FLOAT64 = SPACE.restrict(dtype=("float64",))

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from hypothesis import given
+
+from lstm_gradcheck import reference
 from lstm_gradcheck.oracles.compare import relative_tolerance
 from lstm_gradcheck.properties.checks import assert_agrees
 from lstm_gradcheck.properties.counting import count_example
 from lstm_gradcheck.properties.strategies import Judged, active_space, judged_cases
-
-from lstm_gradcheck import reference
 
 SPACE = active_space()  # the thorough profile draws long sequences and saturated gates
 FLOAT64 = SPACE.restrict(dtype=("float64",))
