@@ -37,7 +37,7 @@ _LAZY = {
     "cases": "lstm_gradcheck.properties.strategies",
     "CaseSpace": "lstm_gradcheck.properties.strategies",
     "gradcheck_settings": "lstm_gradcheck.properties.hypothesis_settings",
-    "GradientMismatchError": "lstm_gradcheck.oracles.compare",
+    "GradientMismatchError": "lstm_gradcheck.oracles.records",
     "ImplementationFailedError": "lstm_gradcheck.api",
     "NothingCheckedError": "lstm_gradcheck.api",
     "CaseError": "lstm_gradcheck.reference.config",

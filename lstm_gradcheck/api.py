@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from lstm_gradcheck.implementation import Implementation, as_implementation
-from lstm_gradcheck.oracles.compare import GradientMismatchError
+from lstm_gradcheck.oracles.records import GradientMismatchError
 from lstm_gradcheck.reference.case import Case
-from lstm_gradcheck.report import NOTHING_CHECKED, Report, build_report
+from lstm_gradcheck.reference.verdicts import FAILED, NOTHING_CHECKED, UNSUPPORTED
+from lstm_gradcheck.report import Report, build_report
 from lstm_gradcheck.searching import report_command
 
 __all__ = ["ImplementationFailedError", "NothingCheckedError", "assert_gradients_match"]
@@ -62,10 +63,10 @@ def assert_gradients_match(
     __tracebackhide__ = True  # pytest shows the caller's line, not this helper's
     implementation = as_implementation(impl)
     report = build_report(case, implementation, oracles, localize=False)
-    if report.outcome.status == "unsupported":
+    if report.outcome.status == UNSUPPORTED:
         raise NotImplementedError(f"{implementation.name} does not support this case: {report.outcome.error}")
     _note(f"reproduce: {report_command(case, implementation.name)}")
-    if report.outcome.status == "failed":
+    if report.outcome.status == FAILED:
         raise ImplementationFailedError(f"{implementation.name} failed on {case.describe()}: {report.outcome.error}")
     for oracle in report.oracles:
         if oracle.check is not None and not oracle.check.ok:

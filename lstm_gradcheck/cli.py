@@ -19,13 +19,16 @@ from lstm_gradcheck.cli_options import ArgumentError, build_parser, case_flag, w
 from lstm_gradcheck.implementation import UsageError, load_implementation, reference_implementation
 from lstm_gradcheck.json_output import write_json
 from lstm_gradcheck.oracles.registry import oracle_names
+from lstm_gradcheck.plot import plot_report
 from lstm_gradcheck.reference.case import Case, make_case
 from lstm_gradcheck.reference.config import MEMORY_LIMIT_BYTES, UPSTREAM, CaseError, LSTMConfig, estimate_bytes
+from lstm_gradcheck.reference.verdicts import ERROR, NOTHING_CHECKED
+from lstm_gradcheck.render import render_report
+from lstm_gradcheck.report import build_report
+from lstm_gradcheck.search_command import run_search_command
+from lstm_gradcheck.variants_cli import run_variants_command
 
-__all__ = ["main", "config_from_args", "case_from_args", "ERROR"]
-
-#: The verdict of a usage error, an unusable implementation or an internal error.
-ERROR = "error"
+__all__ = ["main", "config_from_args", "case_from_args"]
 
 
 def config_from_args(args: argparse.Namespace) -> LSTMConfig:
@@ -81,17 +84,12 @@ def _implementation(args: argparse.Namespace):
 
 
 def _run_report(args: argparse.Namespace) -> int:
-    from lstm_gradcheck.render import render_report  # noqa: PLC0415 (rich loads only to render)
-    from lstm_gradcheck.report import NOTHING_CHECKED, build_report  # noqa: PLC0415
-
     case = case_from_args(args)
     _check_oracles(args.oracle)
     _check_plot(args.plot)
     impl = _implementation(args)
     report = build_report(case, impl, args.oracle)
     if args.plot and report.steps:
-        from lstm_gradcheck.plot import plot_report  # noqa: PLC0415 (matplotlib loads only here)
-
         plot_report(report, args.plot, impl)
     if args.json:
         write_json(report.as_json(), sys.stdout)
@@ -107,15 +105,11 @@ def _run_report(args: argparse.Namespace) -> int:
 
 
 def _run_search(args: argparse.Namespace) -> int:
-    from lstm_gradcheck.search_command import run_search_command  # noqa: PLC0415 (Hypothesis loads only here)
-
     _check_oracles(args.oracle)
     return run_search_command(args, _implementation(args))
 
 
 def _run_variants(args: argparse.Namespace) -> int:
-    from lstm_gradcheck.variants_cli import run_variants_command  # noqa: PLC0415
-
     return run_variants_command(args)
 
 

@@ -29,6 +29,9 @@ import numpy as np
 from lstm_gradcheck.namespaces import ModuleNamespace
 from lstm_gradcheck.reference.case import Case
 from lstm_gradcheck.reference.layout import gradient_shapes, model_gradient_names
+from lstm_gradcheck.reference.lstm import backward, forward, per_step_contributions
+from lstm_gradcheck.reference.lstm import grads as reference_grads
+from lstm_gradcheck.reference.verdicts import FAILED, SUPPORTED, UNSUPPORTED
 
 __all__ = [
     "UsageError",
@@ -42,7 +45,7 @@ __all__ = [
     "validate_result",
 ]
 
-OK, UNSUPPORTED, FAILED = "ok", "unsupported", "failed"
+OK = SUPPORTED  # the implementation's status when it returned a valid result
 
 
 class UsageError(Exception):
@@ -60,11 +63,16 @@ class ImplementationLoadError(UsageError):
 @dataclass(frozen=True)
 class Implementation:
     """A callable ``grads(case)`` plus its name for reports, and, if it offers
-    them, per-step contributions (``per_step(case) -> name -> (T, *shape)``)."""
+    them, per-step contributions (``per_step(case) -> name -> (T, *shape)``).
+
+    ``exact`` is True for the harness's own reference alone: on a float64 case its
+    answer *is* the exact answer the judging context needs, so that is not computed
+    a second time (Note [Judging context] in :mod:`lstm_gradcheck.oracles.judging`)."""
 
     name: str
     grads: Callable[[Case], object]
     per_step: Callable[[Case], Mapping[str, np.ndarray]] | None = None
+    exact: bool = False
 
 
 @dataclass(frozen=True)
@@ -84,15 +92,14 @@ class ImplOutcome:
     printed: bool = False
 
 
+def _reference_per_step(case: Case) -> Mapping[str, np.ndarray]:
+    _, cache = forward(case)
+    return per_step_contributions(cache, backward(cache))
+
+
 def reference_implementation() -> Implementation:
     """The harness's own NumPy reference, with its per-step contributions."""
-    from lstm_gradcheck.reference.lstm import backward, forward, grads, per_step_contributions  # noqa: PLC0415
-
-    def per_step(case: Case) -> Mapping[str, np.ndarray]:
-        _, cache = forward(case)
-        return per_step_contributions(cache, backward(cache))
-
-    return Implementation("reference", grads, per_step)
+    return Implementation("reference", reference_grads, _reference_per_step, exact=True)
 
 
 def as_implementation(impl: Callable | str | Implementation) -> Implementation:

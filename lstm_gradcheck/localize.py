@@ -22,7 +22,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from lstm_gradcheck.implementation import OK, Implementation, call_implementation
-from lstm_gradcheck.oracles.compare import MISMATCH, conditioning_allowance, make_tolerance
+from lstm_gradcheck.oracles.judging import judging_context
+from lstm_gradcheck.oracles.records import MISMATCH
 from lstm_gradcheck.reference.case import Case
 from lstm_gradcheck.reference.config import RANDOM
 from lstm_gradcheck.reference.layout import GATES, gate_slice, parse_name
@@ -146,7 +147,7 @@ def _ratios(case: Case, impl: Implementation, names: Sequence[str], cut: Case) -
         reason = f" (the implementation's run was {outcome.status}: {outcome.error})"
         return dict.fromkeys(names, nan), {n: [nan] * len(GATES) for n in names}, reason
     oracle = torch_grads(cut)
-    tolerance = make_tolerance(cut.config.dtype, oracle.grads, conditioning_allowance(cut))
+    tolerance = judging_context(cut).tolerance(oracle.grads)
     whole, gates = {}, {}
     for name in names:
         got = outcome.grads.get(name)

@@ -11,9 +11,9 @@ from __future__ import annotations
 import math
 from typing import TextIO
 
-from lstm_gradcheck.oracles.compare import MISMATCH, NOT_PROVIDED
-from lstm_gradcheck.oracles.compare import OK as TENSOR_OK
-from lstm_gradcheck.report import NOTHING_CHECKED, PASS, Report
+from lstm_gradcheck.reference.verdicts import FAILED, MISMATCH, NOT_PROVIDED, NOTHING_CHECKED, PASS, SKIPPED, SUPPORTED
+from lstm_gradcheck.reference.verdicts import OK as TENSOR_OK
+from lstm_gradcheck.report import Report
 from lstm_gradcheck.summaries import PREFIX, StepLocalization, TensorSummary
 
 __all__ = ["render_report", "format_float", "plain_table", "COLUMNS"]
@@ -79,9 +79,9 @@ def _header(report: Report) -> list[str]:
         f"{o.name} ({o.verdict}, {o.forward_passes} forward pass{'' if o.forward_passes == 1 else 'es'}, "
         f"{o.seconds:.3g} s)"
         for o in report.oracles
-        if o.verdict != "skipped"
+        if o.verdict != SKIPPED
     ]
-    skipped = [f"{o.name} ({o.reason})" for o in report.oracles if o.verdict == "skipped"]
+    skipped = [f"{o.name} ({o.reason})" for o in report.oracles if o.verdict == SKIPPED]
     if ran:
         startup = report.timings.get("torch_startup")
         tail = f"; torch start-up {startup:.2g} s, not counted in the oracles' times" if startup else ""
@@ -97,7 +97,7 @@ def _header(report: Report) -> list[str]:
 def _footer(report: Report) -> list[str]:
     lines: list[str] = []
     out = report.outcome
-    if out.status == "failed":
+    if out.status == FAILED:
         lines.append(f"the implementation failed on this case: {out.error}")
     for o in report.oracles:
         if o.check is not None and o.check.loss is not None:
@@ -114,13 +114,13 @@ def _footer(report: Report) -> list[str]:
     lines.extend(f"note: {n}" for n in report.notes)
     verdict = report.verdict
     if verdict == PASS:
-        ran = [o.name for o in report.oracles if o.verdict != "skipped"]
+        ran = [o.name for o in report.oracles if o.verdict != SKIPPED]
         missing = [t.name for t in report.tensors if t.status == NOT_PROVIDED]
         tail = f" ({len(missing)} not provided: {', '.join(missing)})" if missing else ""
         lines.append(f"PASS: every provided gradient and the loss agree with {', '.join(ran)}{tail}")
     elif verdict == NOTHING_CHECKED:
         lines.append(f"NOTHING CHECKED: {report.nothing_checked_reason}")
-    elif out.status == "ok":
+    elif out.status == SUPPORTED:
         bad = [t.name for t in report.sorted_tensors() if t.status == MISMATCH]
         what = f"{len(bad)} tensor(s) mismatch: {', '.join(bad)}" if bad else "the loss mismatches"
         lines.append(f"FAIL: {what}")
@@ -172,7 +172,7 @@ def render_report(report: Report, stream: TextIO, rich: bool | None = None, widt
     ``width`` columns (default: the terminal's)."""
     if rich is None:
         rich = stream.isatty()
-    ran = sum(1 for o in report.oracles if o.verdict != "skipped")
+    ran = sum(1 for o in report.oracles if o.verdict != SKIPPED)
     summaries = report.sorted_tensors()
     rows = [_row(t, ran) for t in summaries]
     if not rich:

@@ -20,22 +20,20 @@ from lstm_gradcheck.implementation import (
     call_implementation,
 )
 from lstm_gradcheck.localize import localize_steps
-from lstm_gradcheck.oracles.compare import MISMATCH, NOT_PROVIDED, conditioning_allowance, unjudgeable
-from lstm_gradcheck.oracles.compare import OK as TENSOR_OK
-from lstm_gradcheck.oracles.registry import OracleReport, default_oracles, oracle_names, run_oracle
+from lstm_gradcheck.oracles.judging import JudgingContext, judging_context
+from lstm_gradcheck.oracles.registry import by_precedence, default_oracles, oracle_names, run_oracle, start_torch
+from lstm_gradcheck.oracles.types import OracleReport
 from lstm_gradcheck.reference.case import Case
 from lstm_gradcheck.reference.config import CaseError
 from lstm_gradcheck.reference.layout import model_gradient_names
+from lstm_gradcheck.reference.verdicts import FAIL, MISMATCH, NOT_PROVIDED, NOTHING_CHECKED, PASS, SKIPPED
+from lstm_gradcheck.reference.verdicts import OK as TENSOR_OK
 from lstm_gradcheck.summaries import StepLocalization, TensorSummary
 
-__all__ = ["Report", "build_report", "case_json", "ORACLE_PRECEDENCE", "PASS", "FAIL", "NOTHING_CHECKED", "EXIT"]
+__all__ = ["Report", "build_report", "case_json", "PASS", "FAIL", "NOTHING_CHECKED", "EXIT"]
 
-#: A report's verdicts, and the exit status of each (CONTRACT.md).
-PASS, FAIL, NOTHING_CHECKED = "pass", "fail", "nothing checked"
+#: A report's verdicts' exit statuses (CONTRACT.md).
 EXIT = {PASS: 0, FAIL: 1, NOTHING_CHECKED: 2}
-
-#: Which oracle's numbers a tensor's row shows when several ran (most precise first).
-ORACLE_PRECEDENCE = ("torch", "torch-nn", "complex-step", "richardson", "fd", "directional", "taylor")
 
 
 @dataclass(frozen=True)
@@ -66,7 +64,7 @@ class Report:
             return NOTHING_CHECKED
         if self.loss_mismatch or any(t.status == MISMATCH for t in self.tensors):
             return FAIL
-        if any(o.verdict == "fail" for o in self.oracles):
+        if any(o.verdict == FAIL for o in self.oracles):
             return FAIL
         return PASS if self.judged else NOTHING_CHECKED
 
@@ -91,7 +89,7 @@ class Report:
                 "the implementation returned no gradient (an empty dict), so nothing could be judged; return "
                 f"at least one of {', '.join(model_gradient_names(self.case.config))}"
             )
-        ran = [o for o in self.oracles if o.verdict != "skipped"]
+        ran = [o for o in self.oracles if o.verdict != SKIPPED]
         if not ran:
             reasons = "; ".join(f"{o.name}: {o.reason}" for o in self.oracles)
             return f"no oracle could judge this case ({reasons}); choose other oracles with --oracle"
@@ -139,7 +137,7 @@ class Report:
 
     def _speed(self) -> dict[str, object]:
         """The implementation's seconds against torch.nn.LSTM's bare forward+backward (float64)."""
-        nn = next((o for o in self.oracles if o.name == "torch-nn" and o.verdict != "skipped"), None)
+        nn = next((o for o in self.oracles if o.name == "torch-nn" and o.verdict != SKIPPED), None)
         torch_seconds = None if nn is None else nn.details.get("forward_backward_seconds")
         if not torch_seconds or self.outcome.status != OK:
             return {}
@@ -170,10 +168,8 @@ def case_json(case: Case) -> dict[str, object]:
 
 
 def _summaries(case: Case, outcome: ImplOutcome, reports: Sequence[OracleReport]) -> tuple[TensorSummary, ...]:
-    ranked = sorted(
-        (r for r in reports if r.check is not None),
-        key=lambda r: ORACLE_PRECEDENCE.index(r.name) if r.name in ORACLE_PRECEDENCE else len(ORACLE_PRECEDENCE),
-    )
+    precedence = by_precedence()
+    ranked = sorted((r for r in reports if r.check is not None), key=lambda r: precedence.index(r.name))
     out = []
     for name in model_gradient_names(case.config):
         records = [(r.name, t) for r in ranked for t in r.check.tensors if t.name == name]
@@ -190,12 +186,17 @@ def _summaries(case: Case, outcome: ImplOutcome, reports: Sequence[OracleReport]
     return tuple(out)
 
 
+def _unjudgeable_error(context: JudgingContext) -> CaseError:
+    return CaseError(f"{context.unjudgeable}; choose smaller weights, a shorter sequence or the tanh cell")
+
+
 def build_report(
     case: Case,
     impl: Implementation,
     oracles: Sequence[str] | None = None,
     *,
     localize: bool = True,
+    context: JudgingContext | None = None,
 ) -> Report:
     """Check ``impl`` on ``case`` against ``oracles`` (default: every one that fits).
 
@@ -203,28 +204,44 @@ def build_report(
     the contract does not allow) the report says so and no oracle runs. If it
     raises NotImplementedError, or nothing it returns can be judged, the
     verdict is "nothing checked" (exit status 2) and the report says why.
+    ``context`` is the case's judging context if the caller has it; the
+    harness's own float64 reference provides the exact answer itself, so one
+    report runs the float64 reference once (Note [Judging context]).
+
+    Raises:
+        CaseError: the case cannot be judged (its exact answer overflows its dtype).
+        ValueError: an oracle name is unknown.
     """
-    reason = unjudgeable(case)
-    if reason is not None:
-        raise CaseError(f"{reason}; choose smaller weights, a shorter sequence or the tanh cell")
     requested = bool(oracles)
     names = tuple(oracles) if oracles else default_oracles(case.config)
     unknown = [n for n in names if n not in oracle_names()]
     if unknown:
         raise ValueError(f"unknown oracle(s) {unknown}; choose from {', '.join(oracle_names())}")
+    timings: dict[str, float] = {}
+    own_answer = impl.exact and case.config.dtype == "float64"
+    if context is None and not own_answer:
+        start = time.perf_counter()
+        context = judging_context(case)
+        timings["judging_context"] = time.perf_counter() - start
+    if context is not None and context.unjudgeable is not None:
+        raise _unjudgeable_error(context)
     outcome = call_implementation(impl, case)
-    timings: dict[str, float] = {"implementation": outcome.seconds}
+    timings["implementation"] = outcome.seconds
     notes: list[str] = []
     if outcome.printed:
         notes.append("the implementation printed to standard output; its output was sent to standard error")
     if outcome.status in (FAILED, UNSUPPORTED):
         return Report(case, impl.name, outcome, (), (), notes=tuple(notes), timings=timings)
-    start = time.perf_counter()
-    conditioning = conditioning_allowance(case)
-    timings["conditioning"] = time.perf_counter() - start
+    if context is None:
+        start = time.perf_counter()
+        context = judging_context(case, exact=(outcome.loss, outcome.grads))
+        timings["judging_context"] = time.perf_counter() - start
+        if context.unjudgeable is not None:
+            raise _unjudgeable_error(context)
+    timings["torch_startup"] = start_torch(names)
     reports = []
     for name in names:
-        report = run_oracle(name, case, outcome.loss, outcome.grads, conditioning, requested=requested)
+        report = run_oracle(name, context, outcome.loss, outcome.grads, requested=requested)
         reports.append(report)
         timings[name] = report.seconds
     tensors = _summaries(case, outcome, reports)

@@ -14,6 +14,7 @@ import sys
 
 from lstm_gradcheck.implementation import Implementation
 from lstm_gradcheck.json_output import write_json
+from lstm_gradcheck.reference.verdicts import FAIL, INTERRUPTED
 from lstm_gradcheck.render import render_report
 from lstm_gradcheck.report import build_report, case_json
 from lstm_gradcheck.searching import (
@@ -28,9 +29,6 @@ from lstm_gradcheck.searching import (
 )
 
 __all__ = ["run_search_command", "few_judged_warning"]
-
-#: The verdict of a search interrupted before it found anything.
-INTERRUPTED = "interrupted"
 
 
 def few_judged_warning(result: SearchResult) -> str | None:
@@ -132,7 +130,7 @@ def _interrupted(args: argparse.Namespace, progress: SearchProgress) -> int:
     if args.json:
         write_json(
             {
-                "verdict": "fail" if case is not None else INTERRUPTED,
+                "verdict": FAIL if case is not None else INTERRUPTED,
                 "interrupted": True,
                 "found": case is not None,
                 "examples": progress.examples,

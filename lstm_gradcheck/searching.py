@@ -31,11 +31,14 @@ from lstm_gradcheck.implementation import (
     as_implementation,
     call_implementation,
 )
-from lstm_gradcheck.oracles.compare import CheckResult, conditioning_allowance
+from lstm_gradcheck.oracles.judging import exact_answer
+from lstm_gradcheck.oracles.records import CheckResult
 from lstm_gradcheck.oracles.registry import run_oracle
 from lstm_gradcheck.probing import supported_space
-from lstm_gradcheck.properties.strategies import DEFAULT_SPACE, CaseSpace, cases
+from lstm_gradcheck.properties.strategies import DEFAULT_SPACE, CaseSpace, Judged, judged_cases
 from lstm_gradcheck.reference.case import Case
+from lstm_gradcheck.reference.verdicts import FAIL, NOTHING_CHECKED, PASS
+from lstm_gradcheck.reference.verdicts import OK as OK_TENSOR
 
 __all__ = [
     "SearchProgress",
@@ -51,8 +54,6 @@ DEFAULT_MAX_EXAMPLES = 200
 #: Below this share of judged examples a passing search says loudly on how little it rests.
 FEW_JUDGED = 0.1
 JUDGED, NOT_JUDGED = "judged", "not judged"
-#: The verdict of a run that judged nothing (exit status 2, as an unusable implementation).
-NOTHING_CHECKED = "nothing checked"
 
 
 class _Found(Exception):
@@ -111,13 +112,13 @@ class SearchResult:
     def verdict(self) -> str:
         """ "fail" (found), "nothing checked" (no example was judged) or "pass"."""
         if self.found:
-            return "fail"
-        return NOTHING_CHECKED if self.judged == 0 else "pass"
+            return FAIL
+        return NOTHING_CHECKED if self.judged == 0 else PASS
 
     @property
     def few_judged(self) -> bool:
         """A pass that rests on fewer than FEW_JUDGED of the examples."""
-        return self.verdict == "pass" and self.judged < FEW_JUDGED * self.examples
+        return self.verdict == PASS and self.judged < FEW_JUDGED * self.examples
 
     def nothing_checked_message(self) -> str:
         """Why nothing was judged and what would be needed (for a "nothing checked" verdict)."""
@@ -161,22 +162,22 @@ class _Judgement:
     why: str | None = None
 
 
-def _judge(impl: Implementation, case: Case, oracles: Sequence[str]) -> _Judgement:
-    outcome = call_implementation(impl, case)
+def _judge(impl: Implementation, drawn: Judged, oracles: Sequence[str]) -> _Judgement:
+    outcome = call_implementation(impl, drawn.case)
     if outcome.status == UNSUPPORTED:
         return _Judgement(UNSUPPORTED, outcome.error)
     if outcome.status == FAILED:
         return _Judgement(JUDGED, f"the implementation failed: {outcome.error}")
     assert outcome.status == OK
-    conditioning = conditioning_allowance(case)
+    context = drawn.context()
     judged = False
     for name in oracles:
-        report = run_oracle(name, case, outcome.loss, outcome.grads, conditioning)
+        report = run_oracle(name, context, outcome.loss, outcome.grads)
         check: CheckResult | None = report.check
-        if report.verdict == "fail":
+        if report.verdict == FAIL:
             return _Judgement(JUDGED, check.describe() if check is not None else f"oracle {name} failed")
         if check is not None:
-            judged = judged or any(t.status == "ok" and not t.ill_conditioned for t in check.tensors)
+            judged = judged or any(t.status == OK_TENSOR and not t.ill_conditioned for t in check.tensors)
     return _Judgement(JUDGED if judged else NOT_JUDGED)
 
 
@@ -220,9 +221,10 @@ def search(
     progress = progress if progress is not None else SearchProgress()
     state: dict[str, object] = {"last": None, "why": None}
 
-    def check_one(case: Case) -> None:
+    def check_one(drawn: Judged) -> None:
+        case = drawn.case
         progress.examples += 1
-        judgement = _judge(impl, case, oracles)
+        judgement = _judge(impl, drawn, oracles)
         if judgement.status == UNSUPPORTED:
             progress.unsupported += 1
             if judgement.why and judgement.why not in refusals and len(refusals) < 3:
@@ -240,9 +242,9 @@ def search(
             progress.smallest, progress.smallest_why = case, why
         raise _Found(case, why)
 
-    test = given(cases(space))(check_one)
+    test = given(judged_cases(space))(check_one)
     for case in reversed(examples):  # decorators apply bottom-up; keep the given order
-        test = example(case)(test)
+        test = example(Judged(case, exact_answer(case)))(test)
     run = settings(
         max_examples=max_examples,
         database=None,  # a search must not write a .hypothesis/ folder into the user's project

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from lstm_gradcheck.oracles.compare import MISMATCH, TensorResult
+from lstm_gradcheck.oracles.records import MISMATCH, TensorResult
 
 __all__ = ["TensorSummary", "StepLocalization", "PER_STEP", "SUFFIX", "PREFIX", "finite_or_none"]
 

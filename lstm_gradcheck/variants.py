@@ -23,12 +23,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from lstm_gradcheck.implementation import Implementation
-from lstm_gradcheck.oracles.compare import CheckResult, conditioning_allowance
+from lstm_gradcheck.oracles.judging import JudgingContext, judging_context
+from lstm_gradcheck.oracles.records import CheckResult
 from lstm_gradcheck.oracles.registry import default_oracles, oracle_names, run_oracle
 from lstm_gradcheck.properties.metamorphic import METAMORPHIC
 from lstm_gradcheck.reference.case import Case
 from lstm_gradcheck.reference.layout import GATES, gate_blocks, parse_name
 from lstm_gradcheck.reference.variants import VARIANTS, Variant, build_case
+from lstm_gradcheck.reference.verdicts import FAIL, OK, PASS, SKIPPED
 from lstm_gradcheck.report import case_json
 from lstm_gradcheck.searching import search
 
@@ -71,7 +73,7 @@ class ObservedLocation:
 
 
 def _torch_check(case: Case, grads: Mapping[str, np.ndarray], loss: float) -> CheckResult:
-    return run_oracle("torch", case, loss, grads, conditioning_allowance(case)).check
+    return run_oracle("torch", judging_context(case), loss, grads).check
 
 
 def observed_location(case: Case, variant: Variant) -> ObservedLocation:
@@ -102,7 +104,7 @@ def observed_location(case: Case, variant: Variant) -> ObservedLocation:
             if np.max(np.abs(analytic[record.name][t] - oracle.per_step[record.name][t])) > record.allowed
         ]
         step = max(wrong) if wrong else None
-    loss_wrong = check.loss is not None and check.loss.status != "ok"
+    loss_wrong = check.loss is not None and check.loss.status != OK
     return ObservedLocation(tensors, frozenset(gates), step, loss_wrong)
 
 
@@ -146,7 +148,7 @@ class VariantOutcome:
                 "seconds": self.seconds,
             }
         )
-        if self.variant.expected == "fail":
+        if self.variant.expected == FAIL:
             out["recorded_minimal_case"] = out.pop("minimal_case", None)
             out["recorded_location"] = out.pop("location", None)
         if self.case is not None:
@@ -162,10 +164,10 @@ class VariantOutcome:
 def check_variant(variant: Variant, *, max_examples: int = 100, seed: int = 0, pinned: bool = True) -> VariantOutcome:
     """Search ``variant`` for a failure (its recorded minimal case first, if ``pinned``)."""
     start = time.perf_counter()
-    pins = [variant.example_case()] if (pinned and variant.expected == "fail") else []
+    pins = [variant.example_case()] if (pinned and variant.expected == FAIL) else []
     result = search(_as_impl(variant), max_examples=max_examples, seed=seed, examples=pins)
     if not result.found:
-        return VariantOutcome(variant, "pass", result.examples, time.perf_counter() - start)
+        return VariantOutcome(variant, PASS, result.examples, time.perf_counter() - start)
     case = result.case
     found_by = "pinned example" if (pins and result.examples == 1) else "search"
     location = observed_location(case, variant)
@@ -177,7 +179,7 @@ def check_variant(variant: Variant, *, max_examples: int = 100, seed: int = 0, p
         location_ok = location_ok and (not record.gates or location.gates <= record.gates)
     return VariantOutcome(
         variant,
-        "fail",
+        FAIL,
         result.examples,
         time.perf_counter() - start,
         case,
@@ -257,12 +259,12 @@ class MatrixRow:
         return [name for name, hit in self.caught.items() if hit]
 
 
-def _oracle_catches(name: str, variant: Variant, case: Case) -> bool | None:
-    if name not in default_oracles(case.config):
+def _oracle_catches(name: str, variant: Variant, context: JudgingContext) -> bool | None:
+    if name not in default_oracles(context.case.config):
         return None
-    loss, grads = variant.grads(case)
-    report = run_oracle(name, case, loss, grads, conditioning_allowance(case))
-    return None if report.verdict == "skipped" else report.verdict == "fail"
+    loss, grads = variant.grads(context.case)
+    report = run_oracle(name, context, loss, grads)
+    return None if report.verdict == SKIPPED else report.verdict == FAIL
 
 
 def _property_catches(check, variant: Variant, case: Case) -> bool | None:
@@ -284,12 +286,13 @@ def kill_matrix(names: Sequence[str] | None = None) -> list[MatrixRow]:
     rows = []
     for name in names if names is not None else VARIANTS:
         variant = VARIANTS[name]
-        if variant.expected != "fail":
+        if variant.expected != FAIL:
             continue
         cases = matrix_cases(variant)
+        contexts = [judging_context(case) for case in cases]
         caught: dict[str, bool | None] = {}
         for oracle in oracle_names():
-            caught[oracle] = _any_applicable(_oracle_catches(oracle, variant, case) for case in cases)
+            caught[oracle] = _any_applicable(_oracle_catches(oracle, variant, context) for context in contexts)
         for prop, check in METAMORPHIC.items():
             caught[prop] = _any_applicable(_property_catches(check, variant, case) for case in cases)
         rows.append(MatrixRow(variant, caught))

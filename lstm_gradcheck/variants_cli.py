@@ -8,6 +8,7 @@ from argparse import Namespace
 
 from lstm_gradcheck.implementation import UsageError
 from lstm_gradcheck.reference.variants import VARIANTS
+from lstm_gradcheck.reference.verdicts import FAIL, PASS
 from lstm_gradcheck.render import plain_table
 from lstm_gradcheck.variants import MatrixRow, VariantOutcome, kill_matrix, run_variants
 
@@ -107,15 +108,15 @@ def run_variants_command(args: Namespace) -> int:
         return status
     header = ("variant", "source", "expected", "observed", "minimal failing case", "wrong in", "record")
     lines = plain_table(header, [_row(o) for o in outcomes])
-    wrong = [o for o in outcomes if o.variant.expected == "fail"]
-    right = [o for o in outcomes if o.variant.expected == "pass"]
+    wrong = [o for o in outcomes if o.variant.expected == FAIL]
+    right = [o for o in outcomes if o.variant.expected == PASS]
     seeds = sorted({o.variant.source[:8] for o in outcomes if o.variant.is_seed})
     lines += [
         "",
-        f"{len(outcomes)} variants: {len(wrong)} wrong, {sum(o.observed == 'fail' for o in wrong)} caught, "
+        f"{len(outcomes)} variants: {len(wrong)} wrong, {sum(o.observed == FAIL for o in wrong)} caught, "
         f"{sum(bool(o.minimal_ok) for o in wrong)} with a minimal failing case as recorded, "
         f"{sum(bool(o.location_ok) for o in wrong)} located as recorded; "
-        f"{len(right)} right, {sum(o.observed == 'pass' for o in right)} passing",
+        f"{len(right)} right, {sum(o.observed == PASS for o in right)} passing",
         f"seeds represented: {', '.join(seeds)}",
         f"found by: {sum(o.found_by == 'search' for o in wrong)} search, "
         f"{sum(o.found_by == 'pinned example' for o in wrong)} pinned example",

@@ -40,32 +40,27 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lstm_gradcheck.oracles.compare import (
-    MISMATCH,
-    NOT_PROVIDED,
-    OK,
-    ORACLE_ERROR_FACTOR,
-    CheckResult,
-    TensorResult,
-    Tolerance,
-    make_tolerance,
-)
 from lstm_gradcheck.oracles.directions import (
     Direction,
     inner,
+    judging_noise,
     located_check,
-    loss_noise,
+    loss_at,
     moved,
     random_direction,
     tensor_names,
 )
-from lstm_gradcheck.oracles.finite_difference import CENTRAL_STEP, STEP_MULTIPLIERS
-from lstm_gradcheck.oracles.registry import OracleReport, reference_loss
+from lstm_gradcheck.oracles.fd_bounds import CENTRAL_STEP
+from lstm_gradcheck.oracles.finite_difference import STEP_MULTIPLIERS
+from lstm_gradcheck.oracles.judging import JudgingContext
+from lstm_gradcheck.oracles.records import MISMATCH, NOT_PROVIDED, OK, CheckResult, TensorResult
+from lstm_gradcheck.oracles.tolerance import ORACLE_ERROR_FACTOR, Tolerance
+from lstm_gradcheck.oracles.types import FAIL, JUDGE, PASS, LossFn, OracleReport, OracleSpec
 from lstm_gradcheck.reference.case import Case
 from lstm_gradcheck.reference.layout import GATES, gate_slice, parse_name
 from lstm_gradcheck.reference.locations import Location
 
-__all__ = ["Probe", "probe", "probes_for", "directional_judge", "EVALUATIONS_PER_PROBE"]
+__all__ = ["Probe", "probe", "probes_for", "directional_judge", "EVALUATIONS_PER_PROBE", "DIRECTIONAL"]
 
 EVALUATIONS_PER_PROBE = 4
 
@@ -172,18 +167,23 @@ def _record(probes: list[Probe], case: Case) -> TensorResult:
 
 
 def directional_judge(
-    case: Case,
+    context: JudgingContext,
     loss: float | None,
     grads: Mapping[str, np.ndarray],
-    conditioning: Mapping[str, float],
-    loss_fn: Callable[[Case], float] = reference_loss,
+    loss_fn: LossFn | None = None,
 ) -> OracleReport:
-    """Judge ``grads`` by directional probes through ``loss_fn`` (Note [Directional probes])."""
-    exact = case.astype("float64")
+    """Judge ``grads`` by directional probes (Note [Directional probes]) through ``loss_fn``
+    (None: the contract's model)."""
+    case = context.case
+    exact = context.exact_case
     provided = {n: grads[n] for n in tensor_names(case) if n in grads}
-    tolerance = make_tolerance(case.config.dtype, provided, conditioning)
-    loss0 = float(loss_fn(exact))
-    noise = loss_noise(exact, loss0, grads)
+    tolerance = context.tolerance(provided)
+    loss0 = context.exact_loss if loss_fn is None else float(loss_fn(exact))
+    noise = judging_noise(context, loss0, grads)
+
+    def evaluate(c: Case) -> float:
+        return loss_at(c, loss_fn)
+
     passes = 1
     records: list[TensorResult] = []
     count = 0
@@ -192,13 +192,13 @@ def directional_judge(
         if name not in grads:
             records.append(TensorResult(name, NOT_PROVIDED, "directional", size=int(np.size(case.arrays()[name]))))
             continue
-        probes = [probe(exact, name, gate, v, grads, tolerance, noise, loss_fn) for gate, v in probes_for(exact, name)]
+        probes = [probe(exact, name, gate, v, grads, tolerance, noise, evaluate) for gate, v in probes_for(exact, name)]
         count += len(probes)
         passes += sum(p.evaluations for p in probes)
         record = _record(probes, case)
         if record.status == MISMATCH:
             failing_probes += [f"{p.name}{'' if p.gate is None else '/' + p.gate}" for p in probes if not p.ok]
-            located, cost = located_check(case, name, grads[name], tolerance, "directional", loss_fn, reference_loss)
+            located, cost = located_check(case, name, grads[name], tolerance, "directional", loss_fn)
             passes += cost
             if located is not None:
                 # The element-level check with its own error bounds is the finer judge.
@@ -213,4 +213,13 @@ def directional_judge(
             summary += f"; the full check of {', '.join(cleared)} found every element within its error bound"
     check = CheckResult("directional", tolerance, None, tuple(records))
     details = {"probes": count, "failing_probes": failing_probes, "summary": summary}
-    return OracleReport("directional", "fail" if bad else "pass", 0.0, passes, check, details=details)
+    return OracleReport("directional", FAIL if bad else PASS, 0.0, passes, check, details=details)
+
+
+DIRECTIONAL = OracleSpec(
+    "directional",
+    "<g, v> against central differences along random v, per tensor and gate block",
+    kind=JUDGE,
+    precedence=5,
+    judge=directional_judge,
+)

@@ -12,14 +12,18 @@ oracle and the probe, never from global state.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 import numpy as np
 
-from lstm_gradcheck.oracles.compare import TensorResult, Tolerance, compare_tensor
-from lstm_gradcheck.oracles.finite_difference import EPS, NOISE_ULPS, central_gradient, central_with_loss
+from lstm_gradcheck.oracles.compare import compare_tensor
+from lstm_gradcheck.oracles.fd_bounds import loss_noise
+from lstm_gradcheck.oracles.finite_difference import central_gradient, central_with_loss
+from lstm_gradcheck.oracles.judging import JudgingContext
+from lstm_gradcheck.oracles.records import TensorResult
+from lstm_gradcheck.oracles.tolerance import Tolerance
+from lstm_gradcheck.oracles.types import LossFn
 from lstm_gradcheck.reference.case import Case
-from lstm_gradcheck.reference.head import loss_magnitude
 from lstm_gradcheck.reference.layout import STATE_INPUTS, gradient_shapes
 from lstm_gradcheck.reference.lstm import forward
 
@@ -28,7 +32,8 @@ __all__ = [
     "random_direction",
     "inner",
     "moved",
-    "loss_noise",
+    "judging_noise",
+    "loss_at",
     "located_check",
     "LOOP_LIMIT",
 ]
@@ -78,20 +83,10 @@ def moved(case: Case, v: Direction, h: float) -> Case:
     return case.with_arrays({n: arrays[n] + h * a for n, a in v.items()})
 
 
-def loss_noise(case: Case, loss: float, grads: Mapping[str, np.ndarray]) -> float:
-    """ε_L = NOISE_ULPS eps (M + sum |θ_i g_i|): the roundoff of one loss evaluation, M the size
-    of the loss's terms (:func:`lstm_gradcheck.reference.head.loss_magnitude`; |L| when they
-    share one sign) (Note [Central differences and their error] in
-    :mod:`lstm_gradcheck.oracles.finite_difference`)."""
-    arrays = case.arrays()
-    sensitivity = sum(
-        float(np.sum(np.abs(np.asarray(g, dtype=np.float64) * arrays[n]))) for n, g in grads.items() if n in arrays
-    )
-    size = abs(loss)
-    if case.config.final_state or not case.config.has_head:
-        result = forward(case.astype("float64"))[0]
-        size = max(size, loss_magnitude(case, result.y, result.h_n, result.c_n))
-    return NOISE_ULPS * EPS * (size + sensitivity)
+def judging_noise(context: JudgingContext, loss0: float, grads: Mapping[str, np.ndarray]) -> float:
+    """ε_L of one loss evaluation near the case (:func:`lstm_gradcheck.oracles.fd_bounds.loss_noise`),
+    the loss's terms' size from the context (at least |L(θ)| of the loss being differenced)."""
+    return loss_noise(max(abs(loss0), context.magnitude), grads, context.exact_case.arrays())
 
 
 def located_check(
@@ -100,19 +95,18 @@ def located_check(
     analytic: np.ndarray,
     tolerance: Tolerance,
     oracle: str,
-    loss_fn: Callable[[Case], float],
-    reference_loss: Callable[[Case], float],
+    loss_fn: LossFn | None = None,
 ) -> tuple[TensorResult | None, int]:
     """The full central-difference check of one tensor, to locate a failing probe's element.
 
-    With the reference's loss it runs batched (:func:`central_gradient`);
-    with another loss function one call per evaluation, up to
-    :data:`LOOP_LIMIT` elements (else ``(None, 0)``). Returns the record
-    (labelled ``oracle``) and the number of forward evaluations.
+    For the contract's model (``loss_fn`` None) it runs batched (:func:`central_gradient`);
+    through another loss function, one call per evaluation, up to :data:`LOOP_LIMIT`
+    elements (else ``(None, 0)``). Returns the record (labelled ``oracle``) and the
+    number of forward evaluations.
     """
     exact = case.astype("float64")
     size = int(np.prod(gradient_shapes(case.config)[name]))
-    if loss_fn is reference_loss:
+    if loss_fn is None:
         fd = central_gradient(exact, [name])
     elif size <= LOOP_LIMIT:
         fd = central_with_loss(exact, name, loss_fn)
@@ -120,6 +114,11 @@ def located_check(
         return None, 0
     record = compare_tensor(name, analytic, fd.grads[name], tolerance, case.config.hidden_size, oracle, fd.errors[name])
     return record, fd.forward_passes
+
+
+def loss_at(case: Case, loss_fn: LossFn | None) -> float:
+    """The loss of the float64 ``case`` through ``loss_fn`` (None: the contract's model, by the reference)."""
+    return float(forward(case)[0].loss if loss_fn is None else loss_fn(case))
 
 
 def tensor_names(case: Case) -> tuple[str, ...]:

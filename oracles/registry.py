@@ -1,200 +1,154 @@
-"""Every oracle by its CLI name, with one way to run it on an implementation's result.
+"""Every oracle by name, in one table: the single source of names, kinds and precedence.
 
-An oracle either computes the full gradient (``torch``, ``torch-nn``, ``fd``,
-``complex-step``), which is then compared under the one tolerance rule, or
-judges the implementation's gradient directly (``taylor``, ``directional``).
-Either way it returns an :class:`OracleReport` with its verdict, seconds and
-forward-pass count, which the report prints and puts in the JSON.
+The command line's ``--oracle`` choices and help, the report's choice of which
+oracle's numbers a row shows, and the docs' oracle table all come from
+:data:`ORACLES`. The torch oracles are described here and import torch only
+when they run.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import importlib
+import sys
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from types import MappingProxyType
 
 import numpy as np
 
-from lstm_gradcheck.oracles.compare import CheckResult, compare_gradients, make_tolerance
-from lstm_gradcheck.reference.case import Case
+from lstm_gradcheck.oracles.compare import compare_gradients
+from lstm_gradcheck.oracles.complex_step import COMPLEX
+from lstm_gradcheck.oracles.directional import DIRECTIONAL
+from lstm_gradcheck.oracles.expressible import torch_nn_unfit
+from lstm_gradcheck.oracles.finite_difference import FD, RICHARDSON
+from lstm_gradcheck.oracles.judging import JudgingContext
+from lstm_gradcheck.oracles.taylor import TAYLOR
+from lstm_gradcheck.oracles.types import (
+    FAIL,
+    FULL,
+    PASS,
+    SKIPPED,
+    FullGradient,
+    LossFn,
+    OracleAbstains,
+    OracleReport,
+    OracleSpec,
+)
 from lstm_gradcheck.reference.config import LSTMConfig
 
 __all__ = [
-    "OracleReport",
-    "OracleSpec",
     "ORACLES",
     "oracle_names",
     "oracle_help",
-    "register",
-    "run_oracle",
+    "by_precedence",
     "default_oracles",
-    "reference_loss",
-    "FullGradient",
-    "LossFn",
-    "JudgeFn",
-    "OracleAbstains",
+    "run_oracle",
+    "start_torch",
+    "TORCH_MODULE",
 ]
 
-
-@dataclass(frozen=True)
-class OracleReport:
-    """What one oracle said about one implementation on one case.
-
-    ``verdict`` is "pass", "fail" or "skipped" (with ``reason``); ``check``
-    holds the per-tensor records; ``details`` holds oracle-specific extras
-    (e.g. the Taylor slopes) for the report and JSON.
-    """
-
-    name: str
-    verdict: str
-    seconds: float
-    forward_passes: int
-    check: CheckResult | None = None
-    reason: str | None = None
-    details: Mapping[str, object] = field(default_factory=dict)
-
-    def as_dict(self) -> dict[str, object]:
-        out: dict[str, object] = {
-            "name": self.name,
-            "verdict": self.verdict,
-            "seconds": self.seconds,
-            "forward_passes": self.forward_passes,
-        }
-        if self.reason is not None:
-            out["reason"] = self.reason
-        if self.check is not None:
-            out["tolerance"] = self.check.tolerance.describe()
-        if self.details:
-            out["details"] = dict(self.details)
-        return out
+#: The module of the torch oracles; importing it starts torch.
+TORCH_MODULE = "lstm_gradcheck.oracles.torch_autograd"
 
 
-class OracleAbstains(Exception):
-    """Raised by an oracle that cannot bound its answer on a case; the message says why
-    and run_oracle reports the oracle as skipped with it."""
+def _torch(context: JudgingContext) -> FullGradient:
+    result = importlib.import_module(TORCH_MODULE).torch_grads(context.case)
+    return FullGradient(result.loss, result.grads, forward_passes=1)
 
 
-@dataclass(frozen=True)
-class FullGradient:
-    """A full-gradient oracle's answer: loss, gradients, optional per-element
-    error estimates, and how many forward passes (of the whole case) it cost."""
-
-    loss: float | None
-    grads: Mapping[str, np.ndarray]
-    forward_passes: int
-    errors: Mapping[str, np.ndarray] | None = None
-    details: Mapping[str, object] = field(default_factory=dict)
+def _torch_nn(context: JudgingContext) -> FullGradient:
+    result = importlib.import_module("lstm_gradcheck.oracles.torch_nn").nn_grads(context.case)
+    details = {"forward_backward_seconds": result.forward_backward_seconds}
+    return FullGradient(result.loss, result.grads, 1, details=details)
 
 
-LossFn = Callable[[Case], float]
-"""Evaluates the loss of a float64 case: the reference's forward by default, or an
-implementation's own loss (so an implementation is checked against its own forward)."""
+TORCH = OracleSpec(
+    "torch",
+    "the contract's equations in torch float64 under autograd",
+    kind=FULL,
+    precedence=0,
+    needs_torch=True,
+    gradient=_torch,
+)
+TORCH_NN = OracleSpec(
+    "torch-nn",
+    "the real torch.nn.LSTM + nn.Linear + torch's loss modules, float64",
+    kind=FULL,
+    precedence=1,
+    unfit=torch_nn_unfit,
+    needs_torch=True,
+    gradient=_torch_nn,
+)
 
-JudgeFn = Callable[[Case, float, Mapping[str, np.ndarray], Mapping[str, float], LossFn], OracleReport]
-"""judge(case, loss, grads, conditioning, loss_fn) -> OracleReport, for oracles that
-judge an implementation's gradient directly instead of computing their own."""
-
-
-@dataclass(frozen=True)
-class OracleSpec:
-    """One oracle; exactly one of ``gradient`` (full-gradient oracles) and ``judge`` is set.
-
-    ``unfit(config)`` says why the oracle cannot judge a case at all (e.g.
-    torch.nn.LSTM cannot express an identity cell); ``costly(config)`` why it
-    is left out of the default set (e.g. the full finite-difference check of
-    a large case would take minutes). An oracle asked for by name still runs
-    when it is only costly.
-    """
-
-    name: str
-    summary: str
-    unfit: Callable[[LSTMConfig], str | None]
-    gradient: Callable[[Case], FullGradient] | None = None
-    judge: JudgeFn | None = None
-    costly: Callable[[LSTMConfig], str | None] = lambda config: None
-
-
-ORACLES: dict[str, OracleSpec] = {}
-
-
-def register(spec: OracleSpec) -> OracleSpec:
-    ORACLES[spec.name] = spec
-    return spec
+#: Every oracle by CLI name, in the order the CLI lists them.
+ORACLES: Mapping[str, OracleSpec] = MappingProxyType(
+    {spec.name: spec for spec in (TORCH, TORCH_NN, FD, RICHARDSON, COMPLEX, TAYLOR, DIRECTIONAL)}
+)
 
 
 def oracle_names() -> tuple[str, ...]:
-    _load_builtin()
     return tuple(ORACLES)
 
 
+def by_precedence() -> tuple[str, ...]:
+    """Oracle names, most precise first: a report row shows the first that judged its tensor."""
+    return tuple(sorted(ORACLES, key=lambda name: ORACLES[name].precedence))
+
+
 def oracle_help() -> str:
-    """One line per oracle, ``name: summary``, for the command line's help."""
-    _load_builtin()
+    """One line per oracle, ``name  summary``, for the command line's help."""
     width = max(len(name) for name in ORACLES)
     return "\n".join(f"  {name:<{width}}  {spec.summary}" for name, spec in ORACLES.items())
 
 
 def default_oracles(config: LSTMConfig) -> tuple[str, ...]:
     """Every oracle that can judge the case and fits its size (the CLI's default)."""
-    _load_builtin()
     return tuple(name for name, spec in ORACLES.items() if spec.unfit(config) is None and spec.costly(config) is None)
 
 
-def reference_loss(case: Case) -> float:
-    """The contract model's loss by the reference's forward pass, in the case's dtype."""
-    from lstm_gradcheck.reference.lstm import forward  # noqa: PLC0415
-
-    return forward(case)[0].loss
+def start_torch(names: tuple[str, ...] | list[str]) -> float:
+    """Import torch if any of ``names`` needs it and it is not loaded yet; the seconds it took (the
+    report shows torch's start-up apart from the oracles' own time)."""
+    if TORCH_MODULE in sys.modules or not any(ORACLES[n].needs_torch for n in names):
+        return 0.0
+    start = time.perf_counter()
+    importlib.import_module(TORCH_MODULE)
+    return time.perf_counter() - start
 
 
 def run_oracle(
     name: str,
-    case: Case,
+    context: JudgingContext,
     loss: float | None,
     grads: Mapping[str, np.ndarray],
-    conditioning: Mapping[str, float],
     loss_fn: LossFn | None = None,
     *,
     requested: bool = False,
 ) -> OracleReport:
-    """Run oracle ``name`` on ``case`` and judge the implementation's ``loss``/``grads``.
+    """Run oracle ``name`` on the context's case and judge the implementation's ``loss``/``grads``.
 
-    ``loss_fn`` is what judging oracles differentiate numerically (default:
-    :func:`reference_loss`); full-gradient oracles ignore it. ``requested``
-    (asked for by name) runs an oracle that is only costly for the case.
+    ``loss_fn`` is what judging oracles differentiate numerically (None: the contract's
+    model); full-gradient oracles ignore it. ``requested`` (asked for by name) runs an
+    oracle that is only costly for the case. An oracle that cannot judge the case, or
+    abstains on it, is skipped with its reason.
     """
-    _load_builtin()
     spec = ORACLES[name]
-    reason = spec.unfit(case.config) or (None if requested else spec.costly(case.config))
+    config = context.case.config
+    reason = context.unjudgeable or spec.unfit(config) or (None if requested else spec.costly(config))
     if reason is not None:
-        return OracleReport(name, "skipped", 0.0, 0, reason=reason)
-
+        return OracleReport(name, SKIPPED, 0.0, 0, reason=reason)
     start = time.perf_counter()
     try:
         if spec.judge is not None:
-            report = spec.judge(case, loss, grads, conditioning, loss_fn or reference_loss)
-            return dataclasses.replace(report, seconds=time.perf_counter() - start)
-        answer = spec.gradient(case)
+            report = spec.judge(context, loss, grads, loss_fn)
+            return OracleReport(**{**report.__dict__, "seconds": time.perf_counter() - start})
+        answer = spec.gradient(context)
     except OracleAbstains as abstained:
-        return OracleReport(name, "skipped", time.perf_counter() - start, 0, reason=str(abstained))
+        return OracleReport(name, SKIPPED, time.perf_counter() - start, 0, reason=str(abstained))
     seconds = time.perf_counter() - start
-    tolerance = make_tolerance(case.config.dtype, answer.grads, conditioning)
     check = compare_gradients(
-        case, loss, grads, answer.loss, answer.grads, name, tolerance=tolerance, oracle_errors=answer.errors
-    )
-    return OracleReport(
-        name, "pass" if check.ok else "fail", seconds, answer.forward_passes, check, details=answer.details
-    )
-
-
-_LOADED = False
-
-
-def _load_builtin() -> None:
-    """Import the built-in oracle modules (they register themselves)."""
-    global _LOADED  # noqa: PLW0603
-    if _LOADED:
-        return
-    _LOADED = True
-    import lstm_gradcheck.oracles.builtin  # noqa: F401, PLC0415
+        context.case, loss, grads, answer.loss, answer.grads, name,
+        tolerance=context.tolerance(answer.grads), oracle_errors=answer.errors,
+    )  # fmt: skip
+    verdict = PASS if check.ok else FAIL
+    return OracleReport(name, verdict, seconds, answer.forward_passes, check, details=answer.details)

@@ -12,14 +12,13 @@ raises :class:`NotExpressible` instead of being guessed at.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 
 import numpy as np
 import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from lstm_gradcheck.oracles.builtin import torch_nn_unfit
+from lstm_gradcheck.oracles.expressible import torch_nn_unfit
 from lstm_gradcheck.oracles.torch_autograd import (
     TorchResult,
     final_state_term,
@@ -30,7 +29,7 @@ from lstm_gradcheck.oracles.torch_autograd import (
 from lstm_gradcheck.reference.case import Case
 from lstm_gradcheck.reference.layout import HEAD_BIAS, HEAD_WEIGHT, STATE_INPUTS, bias_ih, gate_slice
 
-__all__ = ["NotExpressible", "nn_grads", "forward_backward_pass"]
+__all__ = ["NotExpressible", "nn_grads"]
 
 _LOSSES = {"cross_entropy": nn.CrossEntropyLoss, "mse": nn.MSELoss, "bce": nn.BCEWithLogitsLoss}
 
@@ -84,36 +83,3 @@ def _nn_grads(case: Case) -> TorchResult:
     seconds = time.perf_counter() - start
     grads = {n: g.detach().numpy().copy() for n, g in zip(leaves, got, strict=True)}
     return TorchResult(float(loss.detach()), grads, forward_backward_seconds=seconds)
-
-
-def forward_backward_pass(case: Case) -> Callable[[], None]:
-    """One torch.nn.LSTM forward+backward pass on ``case``, ready to time.
-
-    The modules and tensors are built once, here (as the reference receives
-    ready arrays); each call clears the gradients, then runs the LSTM, the
-    head, the loss and ``backward()`` to every parameter and x, h0, c0, in the
-    case's dtype, with torch's default (all-core) threads. For the speed benchmark.
-    """
-    cfg = case.config
-    dtype = torch.float64 if cfg.dtype == "float64" else torch.float32
-    lstm = nn.LSTM(cfg.input_size, cfg.hidden_size, num_layers=cfg.num_layers, dtype=dtype)
-    head = nn.Linear(cfg.hidden_size, cfg.output_size, dtype=dtype)
-    with torch.no_grad():
-        for name, value in case.params.items():
-            module, attr = (head, name.split(".", 1)[1]) if name in (HEAD_WEIGHT, HEAD_BIAS) else (lstm, name)
-            getattr(module, attr).copy_(torch.tensor(np.array(value)))
-    states = [torch.tensor(np.array(getattr(case, n)), requires_grad=True) for n in STATE_INPUTS]
-    loss_fn = _LOSSES[cfg.loss](reduction=cfg.reduction)
-    targets = torch.tensor(np.array(case.targets))
-    targets = targets.reshape(-1) if cfg.loss == "cross_entropy" else targets.reshape(-1, cfg.output_size)
-    last = cfg.loss_at == "last"
-    leaves = (*lstm.parameters(), *head.parameters(), *states)
-
-    def one_pass() -> None:
-        for p in leaves:
-            p.grad = None
-        out, _ = lstm(states[0], (states[1], states[2]))
-        y = head(out[-1] if last else out).reshape(-1, cfg.output_size)
-        loss_fn(y, targets).backward()
-
-    return one_pass

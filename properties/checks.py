@@ -4,38 +4,32 @@ from __future__ import annotations
 
 from hypothesis import note
 
-from lstm_gradcheck.oracles.compare import Answer, CheckResult, conditioning_allowance
+from lstm_gradcheck.oracles.judging import Answer, JudgingContext
+from lstm_gradcheck.oracles.records import CheckResult
 from lstm_gradcheck.oracles.registry import run_oracle
-from lstm_gradcheck.reference.case import Case, GradsFn
-from lstm_gradcheck.reference.lstm import grads as reference_grads
+from lstm_gradcheck.reference.case import GradsFn
 
 __all__ = ["agree", "assert_agrees"]
 
 
-def agree(impl: GradsFn, case: Case, oracle: str = "torch", exact: Answer | None = None) -> CheckResult:
-    """Run ``impl`` and ``oracle`` on ``case`` and compare them under the tolerance rule.
+def agree(impl: GradsFn | Answer, context: JudgingContext, oracle: str = "torch") -> CheckResult:
+    """Compare an implementation with ``oracle`` on the context's case under the tolerance rule.
 
-    ``exact`` is the case's exact answer if the caller has it (a
-    :class:`lstm_gradcheck.properties.strategies.Judged` draw's): the conditioning probes
-    start from it, and for the float64 reference it is the implementation's
-    answer itself, which is then not computed a second time.
+    ``impl`` is a ``grads(case)`` function, or its answer ``(loss, grads)`` when the caller
+    has it: the float64 reference's answer is the context's own exact answer, which the
+    property tests hand on rather than compute twice (Note [Judging context]).
     """
-    is_exact = impl is reference_grads and case.config.dtype == "float64"
-    if is_exact and exact is not None:
-        loss, grads = exact
-    else:
-        loss, grads = impl(case)
-        if is_exact:
-            exact = (loss, grads)
-    report = run_oracle(oracle, case, loss, grads, conditioning_allowance(case, exact=exact))
+    loss, grads = impl if isinstance(impl, tuple) else impl(context.case)
+    report = run_oracle(oracle, context, loss, grads)
     assert report.check is not None, f"oracle {oracle!r} skipped: {report.reason}"
     return report.check
 
 
-def assert_agrees(impl: GradsFn, case: Case, oracle: str = "torch", exact: Answer | None = None) -> CheckResult:
+def assert_agrees(impl: GradsFn | Answer, context: JudgingContext, oracle: str = "torch") -> CheckResult:
     """:func:`agree`, noting the case and records for Hypothesis, raising on a mismatch."""
-    check = agree(impl, case, oracle, exact)
-    note(f"case: {case.describe()}")
+    __tracebackhide__ = True
+    check = agree(impl, context, oracle)
+    note(f"case: {context.case.describe()}")
     note(check.describe())
     check.raise_if_mismatch()
     return check

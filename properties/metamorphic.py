@@ -24,7 +24,9 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
-from lstm_gradcheck.oracles.compare import CheckResult, compare_gradients, conditioning_allowance, make_tolerance
+from lstm_gradcheck.oracles.compare import compare_gradients
+from lstm_gradcheck.oracles.judging import judging_context
+from lstm_gradcheck.oracles.records import CheckResult
 from lstm_gradcheck.reference.activations import sigmoid
 from lstm_gradcheck.reference.case import Case, GradsFn
 from lstm_gradcheck.reference.layout import bias_ih, gate_blocks, gate_slice, param_names
@@ -45,7 +47,7 @@ __all__ = [
 
 def _compare(case: Case, got: tuple, expected: tuple, what: str) -> CheckResult:
     (loss, grads), (exp_loss, exp_grads) = got, expected
-    tolerance = make_tolerance(case.config.dtype, exp_grads, conditioning_allowance(case))
+    tolerance = judging_context(case).tolerance(exp_grads)
     return compare_gradients(case, loss, grads, exp_loss, exp_grads, what, tolerance=tolerance)
 
 

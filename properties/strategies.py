@@ -31,7 +31,7 @@ import numpy as np
 from hypothesis import assume
 from hypothesis import strategies as st
 
-from lstm_gradcheck.oracles.compare import Answer, exact_answer, unjudgeable
+from lstm_gradcheck.oracles.judging import Answer, JudgingContext, exact_answer, judging_context, unjudgeable
 from lstm_gradcheck.reference.case import Case, make_case
 from lstm_gradcheck.reference.config import CHOICES, UPSTREAM, LSTMConfig
 
@@ -241,12 +241,22 @@ def weight_scales(space: CaseSpace = DEFAULT_SPACE) -> st.SearchStrategy[float]:
 
 @dataclass(frozen=True, eq=False)
 class Judged:
-    """A drawn case and its exact answer (:func:`lstm_gradcheck.oracles.compare.exact_answer`): the
-    float64 reference's loss and gradients, which the filter that admitted the case
-    had to compute anyway. Properties pass ``exact`` on instead of computing it again."""
+    """A drawn case and its exact answer (:func:`lstm_gradcheck.oracles.judging.exact_answer`):
+    the float64 reference's loss and gradients, which the filter that admitted the case had
+    to compute anyway. :meth:`context` builds the case's judging context from it, once."""
 
     case: Case
     exact: Answer = field(repr=False)
+    _context: list = field(default_factory=list, repr=False)
+
+    def context(self) -> JudgingContext:
+        """The case's :class:`~lstm_gradcheck.oracles.judging.JudgingContext`, built on first use."""
+        if not self._context:
+            self._context.append(judging_context(self.case, exact=self.exact))
+        return self._context[0]
+
+    def _repr_pretty_(self, printer: object, cycle: bool) -> None:
+        printer.text(f"Judged({self.case!r})")
 
 
 @st.composite

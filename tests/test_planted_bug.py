@@ -11,7 +11,7 @@ from hypothesis import settings
 
 import lstm_gradcheck.reference.lstm  # noqa: F401 (reference.lstm below)
 from lstm_gradcheck import reference
-from lstm_gradcheck.oracles.compare import GradientMismatchError
+from lstm_gradcheck.oracles.records import GradientMismatchError
 from lstm_gradcheck.properties.counting import count_example
 from tests.properties import test_oracles
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from lstm_gradcheck import speed
-from lstm_gradcheck.perf_readme import render
+from bench import speed
+from bench.results import render
 from lstm_gradcheck.reference.config import LSTMConfig
 
 SMALL = LSTMConfig(input_size=3, hidden_size=4, num_layers=1, output_size=2, seq_len=3, batch_size=2,

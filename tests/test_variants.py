@@ -22,7 +22,9 @@ import pytest
 from lstm_gradcheck import reference
 from lstm_gradcheck.cli import main
 from lstm_gradcheck.implementation import load_implementation
-from lstm_gradcheck.oracles.compare import CheckResult, compare_gradients, conditioning_allowance, make_tolerance
+from lstm_gradcheck.oracles.compare import compare_gradients
+from lstm_gradcheck.oracles.judging import judging_context
+from lstm_gradcheck.oracles.records import CheckResult
 from lstm_gradcheck.oracles.registry import run_oracle
 from lstm_gradcheck.reference.case import Case
 from lstm_gradcheck.reference.lstm import backward, forward, per_step_contributions
@@ -57,7 +59,7 @@ def within(convention: Convention, spec: dict) -> dict:
 
 def torch_check(case: Case, grads_fn) -> CheckResult:
     loss, grads = grads_fn(case)
-    report = run_oracle("torch", case, loss, grads, conditioning_allowance(case))
+    report = run_oracle("torch", judging_context(case), loss, grads)
     return report.check
 
 
@@ -125,7 +127,7 @@ def test_the_correct_derivation_equals_the_reference(spec):
     case = build_case(spec, seed=3)
     loss, grads = Derivation()(case)
     ref_loss, ref = reference_grads(case)
-    tolerance = make_tolerance(case.config.dtype, ref, conditioning_allowance(case))
+    tolerance = judging_context(case).tolerance(ref)
     compare_gradients(case, loss, grads, ref_loss, ref, "reference", tolerance=tolerance).raise_if_mismatch()
     if case.config.dtype == "float64":
         _, cache = forward(case)

@@ -15,6 +15,7 @@ from lstm_gradcheck.reference.variants.catalogue import CATALOGUE
 from lstm_gradcheck.reference.variants.equivalent import EQUIVALENT
 from lstm_gradcheck.reference.variants.seeds import SEED_VARIANTS
 from lstm_gradcheck.reference.variants.variant import Variant
+from lstm_gradcheck.reference.verdicts import FAIL, PASS
 
 __all__ = ["VARIANTS", "get_variant", "variant_names", "right_variants", "wrong_variants"]
 
@@ -44,8 +45,8 @@ def get_variant(name: str) -> Variant:
 
 
 def right_variants() -> tuple[Variant, ...]:
-    return tuple(v for v in VARIANTS.values() if v.expected == "pass")
+    return tuple(v for v in VARIANTS.values() if v.expected == PASS)
 
 
 def wrong_variants() -> tuple[Variant, ...]:
-    return tuple(v for v in VARIANTS.values() if v.expected == "fail")
+    return tuple(v for v in VARIANTS.values() if v.expected == FAIL)

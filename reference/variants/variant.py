@@ -19,6 +19,7 @@ import numpy as np
 from lstm_gradcheck.reference.case import Case, GradsFn, make_case
 from lstm_gradcheck.reference.config import LSTMConfig
 from lstm_gradcheck.reference.layout import GATES, gradient_names
+from lstm_gradcheck.reference.verdicts import FAIL, PASS
 
 __all__ = [
     "ALL_GATES",
@@ -173,9 +174,9 @@ class Variant:
     def __post_init__(self) -> None:
         if not self.name.isidentifier():
             raise ValueError(f"variant name {self.name!r} must be a Python identifier")
-        if self.expected not in ("pass", "fail"):
+        if self.expected not in (PASS, FAIL):
             raise ValueError(f"variant {self.name}: expected must be 'pass' or 'fail', got {self.expected!r}")
-        if (self.expected == "fail") != (self.minimal is not None and self.location is not None):
+        if (self.expected == FAIL) != (self.minimal is not None and self.location is not None):
             raise ValueError(f"variant {self.name}: a wrong variant needs minimal and location, a right one neither")
 
     @property

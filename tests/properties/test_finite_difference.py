@@ -19,17 +19,14 @@ from hypothesis import assume, given, note, settings
 from hypothesis import strategies as st
 
 from lstm_gradcheck import reference
-from lstm_gradcheck.oracles.compare import (
-    ORACLE_ERROR_FACTOR,
-    compare_gradients,
-    conditioning_allowance,
-    make_tolerance,
-)
+from lstm_gradcheck.oracles.compare import compare_gradients
 from lstm_gradcheck.oracles.complex_step import complex_step_gradient
-from lstm_gradcheck.oracles.directions import loss_noise
+from lstm_gradcheck.oracles.directions import judging_noise
 from lstm_gradcheck.oracles.finite_difference import central_gradient, richardson_gradient
+from lstm_gradcheck.oracles.judging import judging_context
 from lstm_gradcheck.oracles.registry import run_oracle
 from lstm_gradcheck.oracles.taylor import taylor_judge
+from lstm_gradcheck.oracles.tolerance import ORACLE_ERROR_FACTOR
 from lstm_gradcheck.properties.counting import count_example
 from lstm_gradcheck.properties.strategies import DEFAULT_SPACE, cases
 from lstm_gradcheck.reference.layout import model_gradient_names
@@ -48,7 +45,7 @@ def _check_full(case, oracle):
     tolerance rule's floor does for gradients that vanish below the whole gradient's roundoff."""
     loss, exact = reference.grads(case)
     result = FULL[oracle](case)
-    tolerance = make_tolerance(case.config.dtype, result.grads, conditioning_allowance(case, exact=(loss, exact)))
+    tolerance = judging_context(case, exact=(loss, exact)).tolerance(result.grads)
     check = compare_gradients(
         case, loss, exact, result.loss, result.grads, oracle, tolerance=tolerance, oracle_errors=result.errors or None
     )
@@ -56,7 +53,7 @@ def _check_full(case, oracle):
     note(check.describe())
     check.raise_if_mismatch()
     resolution = float(result.details.get("resolution", 0.0))
-    for name, bound in result.errors.items():
+    for name, bound in (result.errors or {}).items():
         over = np.abs(result.grads[name] - exact[name]) > bound
         assert not over.any(), f"{oracle}: {name} has {int(over.sum())} elements over their error bound"
     report = {}
@@ -92,7 +89,7 @@ def test_reference_agrees_with_complex_step(case):
 def test_taylor_slope_is_two_for_the_reference(case):
     count_example("Taylor slope 2 +- 0.2 for the reference")
     loss, grads = reference.grads(case)
-    report = taylor_judge(case, loss, grads, conditioning_allowance(case, exact=(loss, grads)))
+    report = taylor_judge(judging_context(case, exact=(loss, grads)), loss, grads)
     slopes = {n: s for n, s in report.details["slopes"].items() if s is not None}
     shares = report.details["curvature_share"]
     note(f"slopes {report.details['slopes']}, curvature shares {shares}")
@@ -124,7 +121,7 @@ def planted_bugs(draw):
     # any oracle here takes (central, 100 x 6e-6) that is 4e3 ε_L. Smaller plants (an h0 gradient
     # of 1e-13 behind a forget bias of -5) are beyond every finite-difference oracle by design.
     loss = reference.forward(case)[0].loss
-    assume(1e-3 * abs(flat[i]) >= RESOLVABLE * loss_noise(case, loss, exact))
+    assume(1e-3 * abs(flat[i]) >= RESOLVABLE * judging_noise(judging_context(case), loss, exact))
     flat[i] *= 1.0 + sign * 1e-3
     return case, exact, wrong, name, i
 
@@ -141,7 +138,7 @@ def test_each_oracle_catches_a_planted_wrong_element_on_its_own(bug, oracle):
         bound = FULL[oracle](case, [name]).errors[name].reshape(-1)[i]
         assume(1e-3 * abs(exact[name].reshape(-1)[i]) > 2 * ORACLE_ERROR_FACTOR * bound)
     loss = reference.forward(case)[0].loss
-    report = run_oracle(oracle, case, loss, wrong, conditioning_allowance(case))
+    report = run_oracle(oracle, judging_context(case), loss, wrong)
     flagged = [t for t in report.check.tensors if t.status == "mismatch"]
     note(f"planted: {name} flat index {i}; {oracle} flagged {[t.describe() for t in flagged]}")
     assert report.verdict == "fail", f"{oracle} missed a relative 1e-3 error in {name}"
@@ -155,7 +152,7 @@ def test_taylor_slope_is_about_one_for_a_planted_wrong_element(bug):
     count_example("Taylor slope ~1 for a planted wrong element")
     case, _, wrong, name, _ = bug
     loss = reference.forward(case)[0].loss
-    report = taylor_judge(case, loss, wrong, conditioning_allowance(case))
+    report = taylor_judge(judging_context(case), loss, wrong)
     slope, odd = report.details["slopes"][name], report.details["odd_slopes"][name]
     share = report.details["curvature_share"][name]
     note(f"planted in {name}: slopes {report.details['slopes']}, odd parts {report.details['odd_slopes']}")

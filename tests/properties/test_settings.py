@@ -38,7 +38,7 @@ def test_layer_only_loss_equals_torch_autograd(drawn: Judged):
     """loss = sum(dh_top * h_top) over the scored steps (+ the final-state term): the reference
     against torch autograd on the same functional, with no head parameters at all."""
     count_example("upstream loss = torch autograd (float64)")
-    check = assert_agrees(reference.grads, drawn.case, "torch", drawn.exact)
+    check = assert_agrees(drawn.exact, drawn.context(), "torch")
     assert not drawn.case.config.has_head and "head.weight" not in drawn.case.params
     assert {t.name for t in check.tensors} == set(drawn.case.arrays())
 
@@ -47,11 +47,11 @@ def test_layer_only_loss_equals_torch_autograd(drawn: Judged):
 def test_layer_only_loss_equals_torch_nn_lstm(drawn: Judged):
     """The same against the real torch.nn.LSTM's outputs (packed sequences for lengths)."""
     count_example("upstream loss = torch.nn.LSTM (float64)")
-    assert_agrees(reference.grads, drawn.case, "torch-nn", drawn.exact)
+    assert_agrees(drawn.exact, drawn.context(), "torch-nn")
 
 
 @given(judged_cases(UPSTREAM_SPACE.restrict(dtype=("float32",))))
 def test_layer_only_loss_in_float32_within_the_derived_tolerance(drawn: Judged):
     count_example("upstream loss in float32 (2 eps^(2/3))")
     note(f"dh_top scale {float(np.max(np.abs(drawn.case.dh_top))):.3g}")
-    assert_agrees(reference.grads, drawn.case, "torch", drawn.exact)
+    assert_agrees(reference.grads, drawn.context(), "torch")

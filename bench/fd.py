@@ -1,4 +1,4 @@
-"""``python -m lstm_gradcheck.benchmark fd``: the full-gradient oracles against torch's gradcheck.
+"""The full-gradient oracles against torch's gradcheck (``python -m bench fd``).
 
 One process, one case (B=4, I=16, H=32, T=20, O=4, one layer, cross_entropy
 at every step): ``torch.autograd.gradcheck(fast_mode=False)`` over every
@@ -13,20 +13,21 @@ gradient, relative to that tensor's scale (max |gradient|).
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import statistics
-import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import numpy as np
 
+from bench.yardsticks import time_gradcheck
+from lstm_gradcheck.oracles.complex_step import complex_step_gradient
+from lstm_gradcheck.oracles.finite_difference import central_gradient, richardson_gradient
 from lstm_gradcheck.reference.case import Case, make_case
 from lstm_gradcheck.reference.config import LSTMConfig
+from lstm_gradcheck.reference.lstm import grads as reference_grads
 
-__all__ = ["BENCHMARK_CONFIG", "TARGET_SPEEDUPS", "fd_benchmark", "main"]
+__all__ = ["BENCHMARK_CONFIG", "TARGET_SPEEDUPS", "fd_benchmark"]
 
 BENCHMARK_CONFIG = LSTMConfig(
     input_size=16,
@@ -67,9 +68,6 @@ def _meets(grads, exact, goal: float, resolution: float) -> bool:
 
 
 def _methods() -> dict[str, Callable[[Case], object]]:
-    from lstm_gradcheck.oracles.complex_step import complex_step_gradient  # noqa: PLC0415
-    from lstm_gradcheck.oracles.finite_difference import central_gradient, richardson_gradient  # noqa: PLC0415
-
     return {"fd": central_gradient, "complex_step": complex_step_gradient, "richardson": richardson_gradient}
 
 
@@ -80,8 +78,6 @@ def fd_benchmark(repeats: int = 3, seed: int = 0, config: LSTMConfig = BENCHMARK
     """
     if repeats < 3:
         raise ValueError(f"repeats: expected at least 3 (medians of 3 or more runs), got {repeats}")
-    from lstm_gradcheck.oracles.torch_gradcheck import time_gradcheck  # noqa: PLC0415 (torch loads only here)
-    from lstm_gradcheck.reference.lstm import grads as reference_grads  # noqa: PLC0415
 
     case = make_case(config, seed=seed)
     _, exact = reference_grads(case)
@@ -144,75 +140,3 @@ def _load_average() -> list[float] | None:
         return [round(v, 2) for v in os.getloadavg()]
     except OSError:
         return None
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m lstm_gradcheck.benchmark {fd,reference,scaling,throughput,ci-times,all,readme}``."""
-    from lstm_gradcheck import speed  # noqa: PLC0415
-
-    parser = argparse.ArgumentParser(
-        prog="python -m lstm_gradcheck.benchmark",
-        description="Speed of the oracles and the reference, as ratios measured side by side. Prints JSON.",
-    )
-    parser.add_argument(
-        "benchmark",
-        choices=["fd", "reference", "scaling", "throughput", "ci-times", "all", "readme"],
-        help="fd: the full-gradient oracles vs torch's gradcheck; reference: the reference vs torch.nn.LSTM; "
-        "scaling: time against T and H; throughput: checks per second; ci-times: seconds per test file; "
-        "all: every one; readme: write README.md's performance section from a JSON file",
-    )
-    parser.add_argument("json_file", nargs="?", help="for readme: the JSON that 'all' printed")
-    parser.add_argument("--repeats", type=int, default=3, help="runs of each method (>= 3; medians are reported)")
-    parser.add_argument("--seed", type=int, default=0, help="the case's seed")
-    args = parser.parse_args(argv)
-    if args.repeats < 3:
-        parser.error("--repeats: expected at least 3")
-    if args.benchmark == "readme":
-        if not args.json_file:
-            parser.error("readme: give the JSON file that 'all' printed")
-        from pathlib import Path  # noqa: PLC0415
-
-        from lstm_gradcheck.perf_readme import update_readme  # noqa: PLC0415
-
-        update_readme(json.loads(Path(args.json_file).read_text()), Path(__file__).resolve().parents[1] / "README.md")
-        return 0
-    runs = {
-        "fd": lambda: fd_benchmark(args.repeats, args.seed),
-        "reference": lambda: speed.reference_vs_torch(repeats=max(args.repeats, 7)),
-        "scaling": lambda: speed.scaling(batched_fd=speed.fd_seconds_per_copy),
-        "throughput": lambda: {**speed.fastest_throughput(), "two_workers": speed.parallel_throughput(workers=2)},
-        "ci-times": _ci_times,
-    }
-    chosen = list(runs) if args.benchmark == "all" else [args.benchmark]
-    result: dict[str, object] = {
-        "command": "python -m lstm_gradcheck.benchmark " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "environment": speed.environment(),
-    }
-    for name in chosen:
-        result[name.replace("-", "_")] = runs[name]()
-    json.dump(result, sys.stdout, indent=2)
-    sys.stdout.write("\n")
-    return 0
-
-
-def _ci_times() -> dict[str, float]:
-    """Run the test suite as CI does (ci profile, two workers) and time each file."""
-    import subprocess  # noqa: PLC0415
-    import tempfile  # noqa: PLC0415
-    from pathlib import Path  # noqa: PLC0415
-
-    from lstm_gradcheck.speed import ci_times  # noqa: PLC0415
-
-    root = Path(__file__).resolve().parents[1]
-    with tempfile.TemporaryDirectory() as tmp:
-        junit = str(Path(tmp) / "junit.xml")
-        env = {**os.environ, "HYPOTHESIS_PROFILE": "ci"}
-        subprocess.run(
-            [sys.executable, "-m", "pytest", "-n", "2", "-q", "-p", "no:cacheprovider", f"--junitxml={junit}"],
-            cwd=root, env=env, check=False, capture_output=True,
-        )  # fmt: skip
-        return ci_times(junit)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

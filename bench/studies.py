@@ -1,6 +1,6 @@
-"""Issue 7's studies: false alarms of the correct reference, and each oracle's sensitivity.
+"""The studies: false alarms of the correct reference, and each oracle's sensitivity.
 
-``python -m lstm_gradcheck.studies false-alarms --examples 20000 --workers 2``
+``python -m bench.studies false-alarms --examples 20000 --workers 2``
     The correct reference through the ``thorough`` strategies (both dtypes,
     sequences up to 200 steps, weights up to 10x torch's init, forget_bias up
     to +-20, vanishing gradients, ill-conditioned cases), judged by the torch
@@ -8,7 +8,7 @@
     covered, false alarms (must be 0), the worst error seen against its
     allowance, and how many tensors were judged ill-conditioned or vanishing.
 
-``python -m lstm_gradcheck.studies sensitivity --cases 200``
+``python -m bench.studies sensitivity --cases 200``
     Per oracle, the smallest relative error planted in one element (the
     largest-magnitude element of a randomly chosen tensor, so relative to the
     element and to its tensor's scale alike) that the oracle catches in at
@@ -27,6 +27,17 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import seed as hypothesis_seed
+
+from lstm_gradcheck.oracles.compare import compare_gradients
+from lstm_gradcheck.oracles.judging import judging_context
+from lstm_gradcheck.oracles.registry import ORACLES, oracle_names, run_oracle
+from lstm_gradcheck.properties.strategies import THOROUGH_SPACE, cases
+from lstm_gradcheck.reference.case import make_case
+from lstm_gradcheck.reference.config import LSTMConfig
+from lstm_gradcheck.reference.lstm import grads
+from lstm_gradcheck.reference.verdicts import FAIL
 
 __all__ = ["false_alarm_study", "sensitivity_study", "main"]
 
@@ -40,13 +51,6 @@ def _bucket(value: float, edges: Sequence[float]) -> str:
 
 def _false_alarm_worker(args: tuple[int, int, tuple[str, ...]]) -> dict:
     examples, seed, oracles = args
-    from hypothesis import HealthCheck, Phase, given, settings  # noqa: PLC0415
-    from hypothesis import seed as hypothesis_seed  # noqa: PLC0415
-
-    from lstm_gradcheck.oracles.compare import conditioning_allowance  # noqa: PLC0415
-    from lstm_gradcheck.oracles.registry import run_oracle  # noqa: PLC0415
-    from lstm_gradcheck.properties.strategies import THOROUGH_SPACE, cases  # noqa: PLC0415
-    from lstm_gradcheck.reference.lstm import grads  # noqa: PLC0415
 
     stats: dict = {
         "examples": 0,
@@ -70,8 +74,7 @@ def _false_alarm_worker(args: tuple[int, int, tuple[str, ...]]) -> dict:
     def one(case):
         cfg = case.config
         loss, g = grads(case)
-        exact = (loss, g) if cfg.dtype == "float64" else None
-        cond = conditioning_allowance(case, exact=exact)
+        context = judging_context(case, exact=(loss, g) if cfg.dtype == "float64" else None)
         stats["examples"] += 1
         covered = stats["covered"]
         covered["dtype"][cfg.dtype] += 1
@@ -81,13 +84,13 @@ def _false_alarm_worker(args: tuple[int, int, tuple[str, ...]]) -> dict:
         covered["loss"][f"{cfg.loss}@{cfg.loss_at}/{cfg.reduction}/{cfg.cell_output}"] += 1
         covered["layers"][str(cfg.num_layers)] += 1
         for name in oracles:
-            report = run_oracle(name, case, loss, g, cond)
+            report = run_oracle(name, context, loss, g)
             # "skipped": unfit, costly for the case's size, or abstaining (too rough for its step).
             stats["verdicts"][name][report.verdict] += 1
             if report.check is None:
                 continue
 
-            if report.verdict == "fail":
+            if report.verdict == FAIL:
                 stats["false_alarms"].append({"oracle": name, "case": case.describe(), "why": report.check.describe()})
             for t in report.check.tensors:
                 stats["ill_conditioned_tensors"] += t.ill_conditioned
@@ -151,24 +154,24 @@ def false_alarm_study(
 #: The relative errors tried, largest first.
 PLANTED = tuple(10.0**-k for k in range(2, 13))
 SENSITIVITY_ORACLES = ("torch", "torch-nn", "complex-step", "richardson", "fd", "directional", "taylor")
+#: The oracles of the numpy false-alarm study.
+NUMPY_ORACLES = ("fd", "richardson", "complex-step", "taylor", "directional")
 
 
-def _planted_judge(oracle: str, case, loss: float, conditioning) -> Callable[[dict], bool] | None:
+def _planted_judge(oracle: str, context, loss: float) -> Callable[[dict], bool] | None:
     """A function planted gradients -> caught?, or None when the oracle cannot judge the case.
 
     A full-gradient oracle's answer does not depend on the gradient it judges, so it is
     computed once and compared with every planted gradient under the same rule."""
-    from lstm_gradcheck.oracles.compare import compare_gradients, make_tolerance  # noqa: PLC0415
-    from lstm_gradcheck.oracles.registry import ORACLES, oracle_names, run_oracle  # noqa: PLC0415
 
-    oracle_names()  # loads the built-in oracles
+    case = context.case
     spec = ORACLES[oracle]
     if spec.unfit(case.config) is not None or spec.costly(case.config) is not None:
         return None
     if spec.gradient is None:
-        return lambda planted: run_oracle(oracle, case, loss, planted, conditioning).verdict == "fail"
-    answer = spec.gradient(case)
-    tolerance = make_tolerance(case.config.dtype, answer.grads, conditioning)
+        return lambda planted: run_oracle(oracle, context, loss, planted).verdict == FAIL
+    answer = spec.gradient(context)
+    tolerance = context.tolerance(answer.grads)
 
     def judge(planted: dict) -> bool:
         check = compare_gradients(
@@ -181,11 +184,6 @@ def _planted_judge(oracle: str, case, loss: float, conditioning) -> Callable[[di
 
 def sensitivity_study(cases: int = 200, seed: int = 0, oracles: Sequence[str] = SENSITIVITY_ORACLES) -> dict:
     """Detection rate of each oracle for each planted relative error; the smallest caught in >= 99%."""
-    from lstm_gradcheck.oracles.compare import conditioning_allowance  # noqa: PLC0415
-    from lstm_gradcheck.oracles.registry import oracle_names  # noqa: PLC0415
-    from lstm_gradcheck.reference.case import make_case  # noqa: PLC0415
-    from lstm_gradcheck.reference.config import LSTMConfig  # noqa: PLC0415
-    from lstm_gradcheck.reference.lstm import grads  # noqa: PLC0415
 
     unknown = [o for o in oracles if o not in oracle_names()]
     if unknown:
@@ -211,11 +209,11 @@ def sensitivity_study(cases: int = 200, seed: int = 0, oracles: Sequence[str] = 
         )
         case = make_case(config, seed=seed * 100000 + k)
         loss, g = grads(case)
-        cond = conditioning_allowance(case, exact=(loss, g))
+        context = judging_context(case, exact=(loss, g))
         name = str(rng.choice(sorted(g)))
         index = np.unravel_index(int(np.argmax(np.abs(g[name]))), g[name].shape)
         for oracle in oracles:
-            judge = _planted_judge(oracle, case, loss, cond)
+            judge = _planted_judge(oracle, context, loss)
             if judge is None:  # the oracle cannot judge this case
                 continue
             for eps in PLANTED:
@@ -245,7 +243,7 @@ def sensitivity_study(cases: int = 200, seed: int = 0, oracles: Sequence[str] = 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m lstm_gradcheck.studies",
+        prog="python -m bench.studies",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

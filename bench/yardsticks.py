@@ -1,25 +1,28 @@
-"""``torch.autograd.gradcheck`` on the same model, timed: the benchmark's yardstick.
+"""The benchmark's yardsticks, in torch: ``gradcheck`` and one bare ``torch.nn.LSTM`` pass, timed.
 
-A thin adapter (one of the few modules that import torch): the case's model
-as ``torch.nn.LSTM`` + ``torch.nn.Linear`` + torch's loss in float64, and
-``gradcheck(fast_mode=False)`` over every parameter and ``x`` (h0, c0, the
-targets are constants). It supports what ``torch.nn.LSTM`` expresses
-directly: tanh cell output, forget_bias 0, no lengths, no final-state term.
+:func:`time_gradcheck` runs ``gradcheck(fast_mode=False)`` over every
+parameter and ``x`` (h0, c0, the targets are constants) of the case's model
+as ``torch.nn.LSTM`` + ``torch.nn.Linear`` + torch's loss in float64;
+:func:`forward_backward_pass` is one forward and backward, ready to time.
+Both take what ``torch.nn.LSTM`` expresses directly: tanh cell output,
+forget_bias 0, no lengths, no final-state term.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from lstm_gradcheck.reference.case import Case
-from lstm_gradcheck.reference.layout import HEAD_BIAS, HEAD_WEIGHT
+from lstm_gradcheck.reference.layout import HEAD_BIAS, HEAD_WEIGHT, STATE_INPUTS
 
-__all__ = ["GradcheckTiming", "gradcheck_inputs", "time_gradcheck"]
+__all__ = ["GradcheckTiming", "gradcheck_inputs", "time_gradcheck", "forward_backward_pass"]
 
 
 @dataclass(frozen=True)
@@ -84,3 +87,39 @@ def time_gradcheck(case: Case) -> GradcheckTiming:
     seconds = time.perf_counter() - start
     n = gradcheck_inputs(case)
     return GradcheckTiming(seconds, bool(passed), n, 2 * n)
+
+
+_LOSSES = {"cross_entropy": nn.CrossEntropyLoss, "mse": nn.MSELoss, "bce": nn.BCEWithLogitsLoss}
+
+
+def forward_backward_pass(case: Case) -> Callable[[], None]:
+    """One torch.nn.LSTM forward+backward pass on ``case``, ready to time.
+
+    The modules and tensors are built once, here (as the reference receives
+    ready arrays); each call clears the gradients, then runs the LSTM, the
+    head, the loss and ``backward()`` to every parameter and x, h0, c0, in the
+    case's dtype, with torch's default (all-core) threads. For the speed benchmark.
+    """
+    cfg = case.config
+    dtype = torch.float64 if cfg.dtype == "float64" else torch.float32
+    lstm = nn.LSTM(cfg.input_size, cfg.hidden_size, num_layers=cfg.num_layers, dtype=dtype)
+    head = nn.Linear(cfg.hidden_size, cfg.output_size, dtype=dtype)
+    with torch.no_grad():
+        for name, value in case.params.items():
+            module, attr = (head, name.split(".", 1)[1]) if name in (HEAD_WEIGHT, HEAD_BIAS) else (lstm, name)
+            getattr(module, attr).copy_(torch.tensor(np.array(value)))
+    states = [torch.tensor(np.array(getattr(case, n)), requires_grad=True) for n in STATE_INPUTS]
+    loss_fn = _LOSSES[cfg.loss](reduction=cfg.reduction)
+    targets = torch.tensor(np.array(case.targets))
+    targets = targets.reshape(-1) if cfg.loss == "cross_entropy" else targets.reshape(-1, cfg.output_size)
+    last = cfg.loss_at == "last"
+    leaves = (*lstm.parameters(), *head.parameters(), *states)
+
+    def one_pass() -> None:
+        for p in leaves:
+            p.grad = None
+        out, _ = lstm(states[0], (states[1], states[2]))
+        y = head(out[-1] if last else out).reshape(-1, cfg.output_size)
+        loss_fn(y, targets).backward()
+
+    return one_pass

@@ -12,16 +12,26 @@ measured side by side much less. Nothing here is asserted in tests.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import platform
 import statistics
 import time
+import xml.etree.ElementTree as ET
 from collections.abc import Callable, Sequence
 
 import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import seed as hypothesis_seed
+from threadpoolctl import threadpool_info
 
+from lstm_gradcheck.oracles.batched import partial_losses
+from lstm_gradcheck.oracles.batched_forward import prepare
+from lstm_gradcheck.oracles.compare import compare_gradients
+from lstm_gradcheck.properties.strategies import DEFAULT_SPACE, Judged, judged_cases
 from lstm_gradcheck.reference.case import Case, make_case
 from lstm_gradcheck.reference.config import LSTMConfig
+from lstm_gradcheck.reference.lstm import grads
 
 __all__ = [
     "PERF_CONFIG",
@@ -79,7 +89,6 @@ def best_seconds(fn: Callable[[], object], repeats: int, warmup: int = 1) -> flo
 def environment() -> dict[str, object]:
     """What the figures were measured on: CPUs, BLAS and torch threads, versions."""
     import torch  # noqa: PLC0415 (only for the version and thread count it reports)
-    from threadpoolctl import threadpool_info  # noqa: PLC0415
 
     blas = [{k: info.get(k) for k in ("internal_api", "num_threads", "version")} for info in threadpool_info()]
     return {
@@ -93,7 +102,6 @@ def environment() -> dict[str, object]:
 
 
 def _reference_seconds(case: Case, repeats: int) -> float:
-    from lstm_gradcheck.reference.lstm import grads  # noqa: PLC0415
 
     # The shortest pass: each row's first passes follow the previous benchmark's threads, which
     # still spin for a while (measured: H = 8 at 152 us per step in a median of 3, 49 in another run).
@@ -122,8 +130,7 @@ def reference_vs_torch(
     layers, the median seconds of each, the pairs' ratios, and ``ratio`` =
     their median, reference / torch (below 1: faster).
     """
-    from lstm_gradcheck.oracles.torch_nn import forward_backward_pass  # noqa: PLC0415
-    from lstm_gradcheck.reference.lstm import grads  # noqa: PLC0415
+    from bench.yardsticks import forward_backward_pass  # noqa: PLC0415 (torch loads only here)
 
     keys = [(dtype, num_layers) for dtype in dtypes for num_layers in layers]
     cases = {key: make_case(PERF_CONFIG.replace(dtype=key[0], num_layers=key[1]), seed=0) for key in keys}
@@ -199,13 +206,7 @@ def throughput(
     derandomized ones, or those of ``seed``; ``ready`` is called after the
     warm-up, just before the timing starts.
     """
-    from hypothesis import HealthCheck, given, settings  # noqa: PLC0415
-    from hypothesis import seed as hypothesis_seed  # noqa: PLC0415
-
-    from lstm_gradcheck.oracles.compare import compare_gradients, conditioning_allowance, make_tolerance  # noqa: PLC0415
-    from lstm_gradcheck.oracles.torch_autograd import torch_grads  # noqa: PLC0415
-    from lstm_gradcheck.properties.strategies import DEFAULT_SPACE, Judged, judged_cases  # noqa: PLC0415
-    from lstm_gradcheck.reference.lstm import grads  # noqa: PLC0415
+    from lstm_gradcheck.oracles.torch_autograd import torch_grads  # noqa: PLC0415 (torch loads only here)
 
     parts = {"reference": 0.0, "torch": 0.0, "conditioning": 0.0, "compare": 0.0}
     count = [0]
@@ -229,9 +230,8 @@ def throughput(
         float64 = case.config.dtype == "float64"
         loss, g = drawn.exact if float64 else timed("reference", lambda: grads(case))
         oracle = timed("torch", lambda: torch_grads(case))
-        cond = timed("conditioning", lambda: conditioning_allowance(case, exact=drawn.exact))
-
-        tol = make_tolerance(case.config.dtype, oracle.grads, cond)
+        context = timed("conditioning", drawn.context)
+        tol = context.tolerance(oracle.grads)
         timed("compare", lambda: compare_gradients(case, loss, g, oracle.loss, oracle.grads, "torch", tolerance=tol))
         count[0] += 1
 
@@ -269,7 +269,6 @@ def parallel_throughput(examples: int = 200, workers: int = 2) -> dict[str, obje
     """:func:`throughput` in ``workers`` processes at once (each its own Hypothesis seed and
     ``examples`` checks), as ``pytest -n`` runs the suite: checks per second of all of them,
     timed from a common start (after every worker's warm-up) to the last one's end."""
-    import multiprocessing  # noqa: PLC0415
 
     context = multiprocessing.get_context("spawn")  # no fork of a process with BLAS and torch threads
     barrier, results = context.Barrier(workers), context.Queue()
@@ -293,7 +292,6 @@ def _throughput_worker(examples: int, seed: int, barrier, results) -> None:
 def fd_seconds_per_copy(case: Case, copies: int = 32) -> float:
     """Seconds per perturbed copy of the batched finite-difference forward (weight_hh_l0's
     first ``copies`` elements, the costliest kind: every batch row, every step)."""
-    from lstm_gradcheck.oracles.batched import partial_losses, prepare  # noqa: PLC0415
 
     base = prepare(case)
     index = np.arange(min(copies, 4 * case.config.hidden_size**2))
@@ -304,7 +302,6 @@ def fd_seconds_per_copy(case: Case, copies: int = 32) -> float:
 
 def ci_times(junit_xml: str) -> dict[str, float]:
     """Seconds per test file from a pytest ``--junitxml`` report (summed over its tests)."""
-    import xml.etree.ElementTree as ET  # noqa: PLC0415
 
     per_file: dict[str, float] = {}
     for case in ET.parse(junit_xml).iter("testcase"):

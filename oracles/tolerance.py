@@ -1,0 +1,107 @@
+"""The tolerance rule: what an implementation's gradient may differ from an oracle's, per tensor.
+
+Note [Tolerance rule]
+---------------------
+For a tensor with oracle values o and scale = max |o|, every element must satisfy
+|a - o| <= rtol * scale + floor + conditioning (+ 4 x an FD oracle's own error estimate), with
+rtol = 2 eps^(2/3) of the implementation's dtype, floor = 64 eps * the largest scale of any tensor
+(a vanishing tensor is judged at the whole gradient's roundoff, not its own scale), and conditioning
+the eps-level sensitivity of the exact gradient (:mod:`lstm_gradcheck.oracles.judging`): one rule,
+printed with its numbers, for every oracle, the report and every test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = [
+    "RTOL_EXPONENT",
+    "FLOOR_ULPS",
+    "CONDITIONING_SAFETY",
+    "ILL_CONDITIONED_FRACTION",
+    "VANISHING_FRACTION",
+    "ORACLE_ERROR_FACTOR",
+    "relative_tolerance",
+    "Tolerance",
+    "make_tolerance",
+]
+
+RTOL_EXPONENT = 2.0 / 3.0
+FLOOR_ULPS = 64.0
+#: The conditioning allowance is this many times the largest change the eps-level probes saw.
+CONDITIONING_SAFETY = 16.0
+#: A tensor whose exact gradient those probes move by more than this share of its scale is not judged.
+ILL_CONDITIONED_FRACTION = 1e-3
+#: A tensor this much smaller than the largest gradient, and judged at the floor, is reported as vanishing.
+VANISHING_FRACTION = 1e-3
+#: An FD oracle's per-element error estimate enters the allowance this many times over.
+ORACLE_ERROR_FACTOR = 4.0
+
+
+def relative_tolerance(dtype: str) -> float:
+    """``2 * eps(dtype)^(2/3)``: 7.3e-11 for float64, 4.8e-5 for float32."""
+    return 2.0 * float(np.finfo(np.dtype(dtype)).eps) ** RTOL_EXPONENT
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """The rule of Note [Tolerance rule] with its numbers for one comparison."""
+
+    dtype: str
+    rtol: float
+    floor: float
+    global_scale: float
+    conditioning: Mapping[str, float] = field(default_factory=dict)
+    oracle_error_factor: float = ORACLE_ERROR_FACTOR
+
+    def ill_conditioned(self, name: str, scale: float) -> bool:
+        """True when the problem, not the code, limits this tensor to < 3 digits in this dtype.
+
+        An exactly zero exact gradient (a constant loss: cross-entropy over one class) has no
+        digits to lose: it is judged, at the allowance the perturbations give it."""
+        probe = self.conditioning.get(name, 0.0) / CONDITIONING_SAFETY
+        return scale > 0 and probe > ILL_CONDITIONED_FRACTION * scale
+
+    def allowed(self, name: str, scale: float) -> float:
+        """Allowed absolute error of tensor ``name`` with oracle scale ``scale``
+        (before any per-element oracle error estimate)."""
+        return self.rtol * scale + self.floor + self.conditioning.get(name, 0.0)
+
+    def describe(self) -> str:
+        cond = max(self.conditioning.values(), default=0.0)
+        text = (
+            f"|a - o| <= {self.rtol:.2g} * scale + {self.floor:.2g}"
+            f" ({self.dtype}: rtol = 2 eps^(2/3), floor = {FLOOR_ULPS:g} eps * max scale {self.global_scale:.3g}"
+        )
+        if cond > 0:
+            text += f"; conditioning allowance up to {cond:.2g}"
+        return text + ")"
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "dtype": self.dtype,
+            "rtol": self.rtol,
+            "floor": self.floor,
+            "global_scale": self.global_scale,
+            "conditioning": dict(self.conditioning),
+            "rule": self.describe(),
+        }
+
+
+def make_tolerance(
+    dtype: str, oracle_grads: Mapping[str, np.ndarray], conditioning: Mapping[str, float] | None = None
+) -> Tolerance:
+    """The tolerance for an implementation in ``dtype`` checked against ``oracle_grads``."""
+    eps = float(np.finfo(np.dtype(dtype)).eps)
+    scales = [float(np.max(np.abs(g), initial=0.0)) for g in oracle_grads.values()]
+    global_scale = max(scales, default=0.0)
+    return Tolerance(
+        dtype=dtype,
+        rtol=relative_tolerance(dtype),
+        floor=FLOOR_ULPS * eps * global_scale,
+        global_scale=global_scale,
+        conditioning=dict(conditioning or {}),
+    )
