@@ -42,7 +42,7 @@ BENCHMARK_CONFIG = LSTMConfig(
     forget_bias=0.0,
     final_state=False,
 )
-#: The issue's goals: full central differences >= 30x, complex step >= 10x faster than gradcheck.
+#: The speed goals: full central differences >= 30x, complex step >= 10x faster than gradcheck.
 TARGET_SPEEDUPS = {"fd": 30.0, "complex_step": 10.0}
 #: Accuracy goal of each method, relative to each tensor's scale (plus the method's resolution).
 ACCURACY = {"fd": 1e-7, "complex_step": 1e-12, "richardson": 1e-9}
@@ -74,7 +74,7 @@ def _methods() -> dict[str, Callable[[Case], object]]:
 def fd_benchmark(repeats: int = 3, seed: int = 0, config: LSTMConfig = BENCHMARK_CONFIG) -> dict[str, object]:
     """Time gradcheck and the full-gradient oracles side by side, ``repeats`` (>= 3) times each.
 
-    ``config`` defaults to the issue's case (:data:`BENCHMARK_CONFIG`); tests pass a tiny one.
+    ``config`` defaults to the goals' case (:data:`BENCHMARK_CONFIG`); tests pass a tiny one.
     """
     if repeats < 3:
         raise ValueError(f"repeats: expected at least 3 (medians of 3 or more runs), got {repeats}")

@@ -48,7 +48,7 @@ __all__ = [
 ]
 
 
-#: Issue 6's case: B=32, T=100, I=128, H=256, O=8, one layer, cross_entropy at every step.
+#: The speed goals' case: B=32, T=100, I=128, H=256, O=8, one layer, cross_entropy at every step.
 PERF_CONFIG = LSTMConfig(
     input_size=128,
     hidden_size=256,

@@ -19,6 +19,7 @@ or run ``pytest --lstm-impl mypkg.lstm:grads`` (the bundled pytest plugin).
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 __version__ = "0.1.0"
@@ -69,7 +70,5 @@ __all__ = [  # what _LAZY provides, spelled out for tools that read __all__
 def __getattr__(name: str) -> Any:
     # Lazy, so `import lstm_gradcheck` (e.g. by the pytest plugin) stays cheap.
     if name in _LAZY:
-        import importlib  # noqa: PLC0415
-
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'lstm_gradcheck' has no attribute {name!r}")

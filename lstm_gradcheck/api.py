@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from hypothesis import note
+from hypothesis.control import currently_in_test_context
+
 from lstm_gradcheck.implementation import Implementation, as_implementation
 from lstm_gradcheck.oracles.records import GradientMismatchError
 from lstm_gradcheck.reference.case import Case
@@ -33,9 +36,6 @@ for _error in (ImplementationFailedError, NothingCheckedError):
 
 def _note(text: str) -> None:
     """Hypothesis's ``note`` inside a Hypothesis test (printed with the falsifying example), else nothing."""
-    from hypothesis import note  # noqa: PLC0415 (Hypothesis is only needed inside its own tests)
-    from hypothesis.control import currently_in_test_context  # noqa: PLC0415
-
     if currently_in_test_context():
         note(text)
 

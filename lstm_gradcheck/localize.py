@@ -1,18 +1,20 @@
 """Where in time an error enters: per-step contributions, suffix runs, or prefix runs.
 
+Per-step contributions (when the implementation offers ``per_step(case)``): each step's
+dW_t, db_t against torch's, which gives every step its own copy of the weights. Suffix
+runs (any implementation): the implementation on each sequence's last T' steps, from the
+exact states before them, whose gradients are exactly those steps' contributions. An
+implementation that refuses nonzero initial states cannot take suffix runs; prefix runs
+(its first T' steps, from its own states) then say from how many steps the error shows.
+
 Note [Step localization]
 ------------------------
-Per-step contributions (when the implementation offers ``per_step(case)``):
-each step's dW_t, db_t against torch's, which gives every step its own copy
-of the weights; BPTT runs from the last step back, so the error *enters* at
-the latest wrong step. Suffix runs (any implementation): the implementation on
-each sequence's last T' steps from the exact states before them, whose
-gradients are exactly those steps' contributions: the first wrong T' says the
-error enters at T - T'. An implementation that refuses nonzero initial states
-cannot take suffix runs; prefix runs (its first T' steps, from its own states)
-then say from how many steps the error shows. A step whose run could not be
-measured is NaN, and no answer may rest on it: the answer is then "unknown".
+BPTT runs from the last step back, so the error enters at the latest wrong step (the
+first wrong suffix T' says step T - T'), and every earlier step inherits it. A step whose
+run could not be measured is NaN, and no answer may rest on it: the entry step is then
+"unknown", with the reason, never a guess from the steps that could be measured.
 """
+
 
 from __future__ import annotations
 

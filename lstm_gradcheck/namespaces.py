@@ -1,17 +1,17 @@
 """A private module namespace for each implementation loaded from a file.
 
+``--impl A/adapter.py:grads`` may ``import rnn_layers`` from its own folder, and
+``B/adapter.py`` its own ``rnn_layers``; Python caches modules by name in ``sys.modules``.
+
 Note [Private namespaces]
 -------------------------
-``--impl A/adapter.py:grads`` may ``import rnn_layers`` from its own folder,
-and ``B/adapter.py`` its own ``rnn_layers``. Python caches modules by name in
-``sys.modules``, so without care B would get A's. Each file-based
-implementation therefore owns the modules it loads from its folder: they live
-in its :class:`ModuleNamespace`, not in ``sys.modules``, and are swapped in
-(with the folder first on ``sys.path``, same-named modules from elsewhere
-hidden) only while its code runs, at import and at every call. Bytecode is
-not written meanwhile, so checking an implementation writes nothing into
-its folder.
+Each file-based implementation owns the modules it loads from its folder: they live in
+its :class:`ModuleNamespace`, not in ``sys.modules``, and are swapped in (its folder first
+on ``sys.path``, same-named modules from elsewhere hidden) only while its code runs, at
+import and at every call, so two implementations never run each other's code. Bytecode
+is not written meanwhile: checking an implementation writes nothing into its folder.
 """
+
 
 from __future__ import annotations
 

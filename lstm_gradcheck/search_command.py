@@ -12,6 +12,8 @@ import argparse
 import os
 import sys
 
+from hypothesis.configuration import set_hypothesis_home_dir
+
 from lstm_gradcheck.implementation import Implementation
 from lstm_gradcheck.json_output import write_json
 from lstm_gradcheck.reference.verdicts import FAIL, INTERRUPTED
@@ -66,8 +68,6 @@ def _summary(result: SearchResult, max_examples: int) -> dict[str, object]:
 
 def _hypothesis_home_outside_cwd() -> None:
     """Hypothesis keeps a cache in ./.hypothesis by default; a command must not litter the user's folder."""
-    from hypothesis.configuration import set_hypothesis_home_dir  # noqa: PLC0415
-
     cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     set_hypothesis_home_dir(os.path.join(cache, "lstm-gradcheck", "hypothesis"))
 

@@ -70,7 +70,7 @@ __all__ = [
     "TARGET_COLUMNS",
 ]
 
-#: Columns (copies x rows) per chunk, the best of 384-4096 measured with two workers.
+#: Columns (copies x rows) per chunk: fewer jobs cost less per column, more keep both workers busy.
 TARGET_COLUMNS = 2048
 #: Copies of x start at one of this many steps (:func:`x_bucket_start`), not at their own:
 #: fewer, larger groups; a copy of x[t] runs from its bucket's start, where it equals the base.

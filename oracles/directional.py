@@ -1,36 +1,26 @@
 """Oracle ``directional``: ⟨g, v⟩ against central differences along v, a few forward passes per probe.
 
+For cases too large for the full check. Probes: one random direction per tensor, plus one
+per gate block of every 4H-row tensor (so a failing probe already names the gate), four
+loss evaluations each::
+
+    D(h) = (L(θ + h v) - L(θ - h v)) / 2h,   h = eps^(1/3)          (v_i on θ_i's scale)
+    error = |D(2h) - D(h)| / 3 + 1.5 ε_L / h
+    pass when |⟨g, v⟩ - D(h)| <= sum_i |v_i| (rtol scale + floor + conditioning) + 4 error
+
+(D(2h) - D(h) = 3 (h²/6) times the third derivative along v estimates D(h)'s
+truncation): the tolerance rule summed along v. A failing probe's tensor gets the full
+central-difference check, which locates the element.
+
 Note [Directional probes]
 -------------------------
-For cases too large for the full check. Probes: one random direction per
-tensor, plus one per gate block (``lstm_gradcheck.reference.layout.gate_slice``) of every
-4H-row tensor, so a failing probe already names the gate. Each probe costs
-four loss evaluations::
-
-    D(h) = (L(θ + h v) - L(θ - h v)) / 2h,   h = eps^(1/3) ≈ 6e-6   (v_i is on θ_i's scale)
-    error = |D(2h) - D(h)| / 3 + 1.5 ε_L / h
-
-(``D(2h) - D(h) = 3 * (h²/6) L'''_v`` estimates D(h)'s truncation; D(h)'s
-roundoff is at most ε_L/h and the estimate's own noise 0.5 ε_L/h; ε_L from
-:func:`lstm_gradcheck.oracles.directions.loss_noise`.) The probe passes when::
-
-    |⟨g, v⟩ - D(h)| <= sum_i |v_i| (rtol * scale + floor + conditioning) + 4 * error
-
-which is the tolerance rule (Note [Tolerance rule]) summed along v, with
-``scale`` the tensor's largest |g|. When a probe fails, the full
-central-difference check of that tensor locates the element
-(:func:`lstm_gradcheck.oracles.directions.located_check`).
-
-The roundoff ε_L/h is absolute: for a tensor whose gradient is small against
-the loss (h0 of a long sequence, a vanishing path) ``4 * error`` can exceed
-the rule by orders of magnitude and hide a real error (found by Hypothesis: a
-relative 1e-3 error in an h0 gradient of scale 1e-5 passed). Where
-``4 * error`` is larger than the rule's share, the probe is repeated at 10x
-and then 100x the step, as the full check does (Note [Adaptive steps]), and
-keeps the estimate with the smaller error if it agrees with the first within
-both errors; it stops as soon as the error stops shrinking (truncation, ∝ h²,
-has taken over) or is within the rule.
+Roundoff ε_L/h is absolute, so for a tensor small against the loss (h0 of a long
+sequence) 4 error can exceed the rule and hide a real error. Where it does, the probe is
+repeated at 10x, then 100x the step (Note [Adaptive steps]), keeping the sharper estimate
+where the two agree within their errors, and stopping once the error stops shrinking
+(truncation has taken over) or is within the rule.
 """
+
 
 from __future__ import annotations
 

@@ -1,41 +1,28 @@
 """Oracle ``taylor``: the Taylor remainder must fall as h², a verdict with no step to tune.
 
-Note [Taylor remainder]
------------------------
 Along a direction v, with the implementation's gradient g::
 
     L(θ ± h v) - L(θ) ∓ h ⟨g, v⟩ = ±h ⟨∇L - g, v⟩ + (h²/2) vᵀ∇²L v ± O(h³)
 
 so ``r(h) = max over ± of |L(θ ± h v) - L(θ) ∓ h ⟨g, v⟩| = |a| h + |b| h² + O(h³)``
-(taking the larger side removes the dip where a·h and b·h² cancel). A right
-g has a = 0: r falls as h², slope 2 on a log-log plot. A wrong g has a ≠ 0:
-below h ≈ |a/b| the slope is 1. Steps ``h_k = 0.1 * 4^-k`` run down until
-r(h) sinks into roundoff (``r < 10 ε_L``, ε_L the loss's roundoff bound from
-:func:`lstm_gradcheck.oracles.directions.loss_noise`); the slope is the least-squares fit of
-log r against log h over the two smallest steps above that floor,
-where a linear term shows first. Verdict: slope >= 1.5 (halfway between the
-two regimes) passes; below fails. The fit needs no tuned step: only r's
-shape in h. A direction with fewer than two points above roundoff (the loss
-does not move along it) says nothing and passes, marked "flat".
+(the larger side removes the dip where a h and b h² cancel). Steps ``h_k = 0.1 * 4^-k``
+run down until r(h) sinks into roundoff (``r < 10 ε_L``); the slope is the least-squares
+fit of log r against log h over the two smallest steps above that floor. The odd part
+``|(L(θ+hv) - L(θ-hv))/2 - h⟨g, v⟩| = |a h + c h³ + ...|`` has no h² term: it falls as h³
+for a right g and as h for a wrong one, far above where r(h) turns, so a small error
+that r cannot show above roundoff shows there. Directions: one per tensor (a slope of 1
+names the tensor) and one over all of them; a failing tensor's full central-difference
+check has the last word, locating the element or clearing it.
 
-The same evaluations also give the odd part
-``|(L(θ+hv) - L(θ-hv))/2 - h⟨g, v⟩| = |a h + c h³ + O(h⁵)|``: the h² term
-cancels, so it falls as h³ for a right g and as h for a wrong one below
-h ≈ sqrt(|a/c|), far above |a/b|. A small error that r(h) cannot show above
-roundoff (r ≈ a²/b at the crossover) shows here; a direction fails when its
-odd-part slope is below 2 (halfway between 1 and 3).
-
-A slope below the thresholds fails only if the fitted linear term |a| exceeds
-what the tolerance rule allows of ⟨∇L - g, v⟩ (each tensor's allowance times
-sum |v| over its elements): a gradient within the rule, a float32 one rounded
-at 1e-7 say, still has a tiny linear term that the smallest steps reveal.
-
-Directions: one per tensor (so a slope of 1 names the tensor) and one over
-all tensors together, from :func:`lstm_gradcheck.oracles.directions.random_direction`. When
-a tensor's slope fails, its full central-difference check has the last word:
-it locates the element, or clears the tensor.
-
+Note [Taylor remainder]
+-----------------------
+A right gradient has a = 0, so r falls as h² (slope 2); a wrong one shows slope 1 below
+h ≈ |a/b|. A direction fails when its slope is below 1.5 or its odd part's below 2
+(halfway between the regimes) and the fitted linear term |a| exceeds what the tolerance
+rule allows along v: a gradient within the rule (float32 rounding) still has a tiny
+linear term the smallest steps reveal. Fewer than two points above roundoff: "flat".
 """
+
 
 from __future__ import annotations
 

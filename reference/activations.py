@@ -1,25 +1,24 @@
 """Gate activations and their derivatives, written once for float32, float64 and complex128.
 
-Note [Accurate saturated gates]
--------------------------------
-With ``E = exp(-s z)`` (s = 1 on the sigmoid rows i, f, o; s = 2 on the tanh
-rows g) and ``r = 1 / (1 + E)``::
+With ``E = exp(-s z)`` (s = 1 on the sigmoid rows i, f, o; s = 2 on the tanh rows g)
+and ``r = 1 / (1 + E)``::
 
     sigmoid(z)  = r                    sigmoid'(z) = E * r^2      (s = 1)
     tanh'(z)    = 4 E r^2 = sech^2(z)  tanh(z) by np.tanh        (s = 2)
 
-Each is accurate to a few ulps *relative* to its own value for every z: no
-``1 - x`` cancellation anywhere. The textbook forms lose that where gates
-saturate: ``0.5 + 0.5 * tanh(z / 2)`` and ``s * (1 - s)`` give only absolute
-accuracy for a gate near 0 or 1 (sigmoid(-20) becomes exactly 0 in float32,
-and a forget gate driven by ``forget_bias = -20`` then zeroes ``dc0``
-entirely). The exponent is clamped at 0.9 ln(max float) (638 in float64, 79 in float32)
-so that ``E`` stays finite and ``E * r^2`` never becomes ``inf * 0``; that
-changes only values below 1e-277 (float64) or 2e-35 (float32).
-The formulas are analytic, so the complex-step oracle runs them in complex128
-(where the clamp is skipped: complex-step perturbations are tiny and real
-parts moderate).
+The exponent is clamped at 0.9 ln(max float) (638 in float64, 79 in float32), so E stays
+finite and E r^2 is never inf * 0; that changes only values below 1e-277 (float64) or
+2e-35 (float32). The formulas are analytic: the complex-step oracle runs them in
+complex128, unclamped (its perturbations are tiny and real parts moderate).
+
+Note [Accurate saturated gates]
+-------------------------------
+Each of these is accurate to a few ulps relative to its own value for every z: there is
+no 1 - x cancellation anywhere. The textbook 0.5 + 0.5 tanh(z/2) and s (1 - s) are only
+absolutely accurate near 0 or 1: sigmoid(-20) is exactly 0 in float32, and a forget gate
+driven by forget_bias = -20 would then zero dc0 entirely.
 """
+
 
 from __future__ import annotations
 

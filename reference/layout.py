@@ -1,30 +1,27 @@
 """Gate layout and parameter names and shapes: the one source of truth.
 
-Note [Gate layout]
-------------------
-Every 4H-row array in this project (weights, biases, pre-activations ``z``,
-gate activations, their gradients) stacks the gate blocks in torch's order
-``i, f, g, o``. Row ``k`` of such an array belongs to gate ``GATES[k // H]``,
-unit ``k % H``. Nothing outside this module does that arithmetic: the
-reference, the oracles, the report and the tests call :func:`gate_slice`,
-:func:`gate_blocks` or :func:`row_to_gate_unit`. Element locations live in
-:mod:`lstm_gradcheck.reference.locations`, other storage layouts in
-:mod:`lstm_gradcheck.reference.converters`.
-
-Note [Parameter names]
-----------------------
 Parameter names and shapes are exactly ``torch.nn.LSTM``'s plus the head::
 
     weight_ih_l{k}  (4H, I if k == 0 else H)
     weight_hh_l{k}  (4H, H)
     bias_ih_l{k}    (4H,)
     bias_hh_l{k}    (4H,)
-    head.weight     (O, H)
+    head.weight     (O, H)        (no head for the layer-only loss "upstream")
     head.bias       (O,)
 
-and the differentiable inputs ``x`` (T, B, I), ``h0`` and ``c0`` (L, B, H).
-A case with the layer-only loss ``upstream`` has no head, so no head parameters.
+and the differentiable inputs ``x`` (T, B, I), ``h0`` and ``c0`` (L, B, H). Element
+locations live in :mod:`lstm_gradcheck.reference.locations`, other storage layouts in
+:mod:`lstm_gradcheck.reference.converters`.
+
+Note [Gate layout]
+------------------
+Every 4H-row array here (weights, biases, pre-activations, gates, their gradients)
+stacks the gate blocks in torch's order i, f, g, o: row k belongs to gate GATES[k // H],
+unit k % H. Nothing outside this module does that arithmetic: the reference, the oracles,
+the report and the tests call :func:`gate_slice`, :func:`gate_blocks` or
+:func:`row_to_gate_unit`, so a layout mistake can live in one place only.
 """
+
 
 from __future__ import annotations
 
@@ -219,7 +216,7 @@ _LAYER_PARAM = re.compile(r"^(weight_ih|weight_hh|bias_ih|bias_hh)_l(\d+)$")
 
 
 def parse_name(name: str) -> ParamName:
-    """Parse a gradient name (see Note [Parameter names]); ``ValueError`` if unknown."""
+    """Parse a gradient name (the module docstring lists them); ``ValueError`` if unknown."""
     if name == HEAD_WEIGHT:
         return ParamName("head_weight")
     if name == HEAD_BIAS:

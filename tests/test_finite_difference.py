@@ -153,12 +153,12 @@ def test_full_gradients_agree_with_the_reference_within_their_own_bounds(lengths
 
 
 # Saturated gates (10x torch's weights): R(10H) agrees with R(20H) while both are 5e-8 off; the
-# retry at 10H must not be trusted (Note [Adaptive steps], Note [Richardson's half step]).
+# retry at 10H must not be trusted (Note [Adaptive steps]; richardson_bound in oracles/fd_bounds.py).
 
 SATURATED = LSTMConfig(
     input_size=1, hidden_size=6, num_layers=2, output_size=2, seq_len=5, batch_size=6, loss="mse", loss_at="last"
 )
-# 200 steps of a 3-layer identity cell: chaotic at every step >= 1e-5 (Note [Smooth enough ...]).
+# 200 steps of a 3-layer identity cell: chaotic at every step >= 1e-5 (Note [Smooth enough for finite differences]).
 CHAOTIC = LSTMConfig(
     input_size=2, hidden_size=6, num_layers=3, output_size=2, seq_len=200, batch_size=5, loss="bce",
     loss_at="last", reduction="mean", cell_output="identity", final_state=True,

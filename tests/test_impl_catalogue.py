@@ -27,6 +27,7 @@ IMPLS = Path(__file__).resolve().parents[1] / "examples" / "impls"
 
 
 def _load_catalogue() -> ModuleType:
+    sys.path.insert(0, str(IMPLS))  # its sibling modules (catalogue_cases, ...)
     spec = importlib.util.spec_from_file_location("impl_catalogue", IMPLS / "catalogue.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

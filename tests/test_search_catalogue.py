@@ -1,4 +1,4 @@
-"""Issue 4's bar: every realistic bug is caught by ``search`` with its default budget in under
+"""Every realistic bug is caught by ``search`` with its default budget in under
 60 s and shrunk to its minimal trigger; correct implementations are never flagged.
 
 The subjects are the user-style implementations in ``examples/impls`` (they import nothing

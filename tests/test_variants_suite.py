@@ -1,4 +1,4 @@
-"""The regression suite of derivation variants (issue 5): every recorded verdict holds.
+"""The regression suite of derivation variants: every recorded verdict holds.
 
 Each wrong variant goes through the same search as ``lstm-gradcheck search`` with its
 recorded minimal failing case pinned as Hypothesis's ``@example`` (so CI never relies

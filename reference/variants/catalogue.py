@@ -2,9 +2,9 @@
 
 Each entry is ``Derivation(<one switch>)`` (see :mod:`lstm_gradcheck.reference.variants.derivation`)
 applied to every case of the contract (or to the cell output its slip needs).
-Sources: the research document on the seeds (research/derivation-variants.md),
-public code where the slip is seen, or the rule the slip breaks. Minimal
-conditions were measured with random nonzero h0 and c0.
+Sources: the seed documents (docs/seeds.md), public code where the slip is
+seen, or the rule the slip breaks. Minimal conditions were measured with
+random nonzero h0 and c0.
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ def _from_two_steps(example: dict | None = None) -> Minimal:
 CATALOGUE: tuple[Variant, ...] = (
     Variant(
         name="cell_tanh_prime_as_one_minus_tanh",
-        source="catalogue: tanh'(x) = 1 − tanh²(x) misremembered (research doc A.2, 'tan²' note)",
+        source="catalogue: tanh'(x) = 1 − tanh²(x) misremembered (as seed 000's rendered tan² formula invites)",
         statement="the cell output's derivative written 1 − tanh(c^t) instead of 1 − tanh²(c^t)",
         expected="fail",
         grads=Derivation(cell_tanh_prime_as_one_minus_tanh=True, convention=TANH_CELL),
@@ -200,7 +200,7 @@ CATALOGUE: tuple[Variant, ...] = (
     ),
     Variant(
         name="bias_batch_mean",
-        source="research doc A.2 (seed 000's '直接降维' read as a mean): wrong by 1/B unless the loss is a batch mean",
+        source="catalogue: seed 000's '直接降维' (reduced) read as a mean: wrong by 1/B unless the loss is a batch mean",
         statement="db = Σ_t mean_b δz^t although δz already carries the loss's own reduction",
         expected="fail",
         grads=Derivation(bias_batch_mean=True),
@@ -220,7 +220,7 @@ CATALOGUE: tuple[Variant, ...] = (
     ),
     Variant(
         name="bias_without_time_sum",
-        source="research doc A.2 (seed 000's bias 'reduced' over the batch axis only)",
+        source="catalogue: seed 000's bias 'reduced' over the batch axis only",
         statement="db = Σ_b δz^{T−1}: the last step's bias contribution only, no sum over time",
         expected="fail",
         grads=Derivation(bias_time_sum=False),
@@ -286,7 +286,7 @@ CATALOGUE: tuple[Variant, ...] = (
     ),
     Variant(
         name="mse_delta_without_factor_2",
-        source="research doc A.2 (the ŷ − y head): the softmax/CE δ used under the contract's MSE (no 1/2)",
+        source="catalogue: seeds 002 and 004's ŷ − y head, the softmax/CE δ used under the contract's MSE (no 1/2)",
         statement="δy = ŷ − y under the MSE head, whose derivative is 2(ŷ − y)",
         expected="fail",
         grads=Derivation(mse_delta_without_2=True),
@@ -333,7 +333,7 @@ CATALOGUE: tuple[Variant, ...] = (
         expected="fail",
         grads=Derivation(forget_bias_in_backward=False),
         minimal=Minimal(
-            "forget_bias ≠ 0, any T ≥ 1 (∂L/∂c0 = f^0 δc^0 takes the wrong f even with c0 = 0; research doc: "
+            "forget_bias ≠ 0, any T ≥ 1 (∂L/∂c0 = f^0 δc^0 takes the wrong f even with c0 = 0; with zero initial states: "
             "T ≥ 2 or c0 ≠ 0, which holds for the parameters)",
             condition=lambda c, lengths: c.forget_bias != 0,
             is_minimal=lambda c, lengths: c.forget_bias != 0 and c.seq_len == 1,
@@ -469,7 +469,7 @@ CATALOGUE: tuple[Variant, ...] = (
     ),
     Variant(
         name="tanh_backward_on_identity_forward",
-        source="research doc A.2 (seed 001 vs. the others): the usual h = o·tanh(c) backward on an h = o·c model",
+        source="catalogue: seed 001's h = o·s against the others' h = o·tanh(c): that backward on an h = o·c model",
         statement="on an identity-cell forward the backward uses tanh(c) in δz_o and tanh'(c) in δc",
         expected="fail",
         grads=Derivation(tanh_backward_on_identity=True, convention=IDENTITY_CELL),

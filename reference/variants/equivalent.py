@@ -1,8 +1,8 @@
 """Right derivations that differ only in form: the same BPTT on parameters stored another way.
 
 Each converts the case's parameters into its own layout and its gradients
-back, through the converters of :mod:`lstm_gradcheck.reference.layout` (Note [Layout
-converters]); the derivation itself is ``Derivation(form=...)``. Together
+back, through the converters of :mod:`lstm_gradcheck.reference.converters`
+(Note [Layout converters]); the derivation itself is ``Derivation(form=...)``. Together
 with the correct ``Derivation()`` they must pass every oracle on every case.
 """
 

@@ -1,13 +1,13 @@
-"""The seed documents' own derivations (../shared/seeds/000 … 004), as written.
+"""The seed documents' own derivations (seed 000 … 004, described in docs/seeds.md), as written.
 
 Each seed derives the LSTM for its own setting (:class:`Convention`); a case
 outside it raises ``NotImplementedError``. Where a seed's text and its code
-differ, both are here. Verdicts and minimal conditions follow
-research/derivation-variants.md, re-measured with this harness's random
-nonzero h0 and c0, which also differentiates h0 and c0: three text readings
-(seed 001's "s(t) affects L(t+1) only via h(t+1)", seed 002's printed
-Jacobian and its recursion without the cell path) then fail one step earlier
-than the research document says, on c0 or h0 alone (see each entry's note).
+differ, both are here. Verdicts and minimal conditions were measured with
+this harness's random nonzero h0 and c0, whose gradients it checks too: three
+text readings (seed 001's "s(t) affects L(t+1) only via h(t+1)", seed 002's
+printed Jacobian and its recursion without the cell path) then fail one step
+earlier than a hand check with zero states shows, on c0 or h0 alone (see
+each entry's note).
 """
 
 from __future__ import annotations
@@ -106,7 +106,7 @@ SEED_VARIANTS: tuple[Variant, ...] = (
         expected="fail",
         grads=Derivation(one_step_cell_carry=True, convention=SEED001),
         minimal=Minimal(
-            "T ≥ 2 (c0 only; research doc: T ≥ 3, where every parameter goes wrong too)",
+            "T ≥ 2 (c0 only; with zero initial states: T ≥ 3, where every parameter goes wrong too)",
             condition=lambda c, lengths: longest(c, lengths) >= 2,
             is_minimal=lambda c, lengths: longest(c, lengths) == 2,
             example={**_S001, "seq_len": 2},
@@ -146,7 +146,7 @@ SEED_VARIANTS: tuple[Variant, ...] = (
         expected="fail",
         grads=Derivation(printed_jacobian=True, convention=SEED002),
         minimal=Minimal(
-            "T ≥ 1 (h0 only, the same recursion gives ∂L/∂h0; research doc: T ≥ 2, where the parameters go wrong)",
+            "T ≥ 1 (h0 only, the same recursion gives ∂L/∂h0; with zero initial states: T ≥ 2, where the parameters go wrong)",
             condition=lambda c, lengths: True,
             is_minimal=lambda c, lengths: c.seq_len == 1,
             example={"seq_len": 1},
@@ -166,7 +166,7 @@ SEED_VARIANTS: tuple[Variant, ...] = (
         expected="fail",
         grads=Derivation(cell_path_in_dh=False, convention=SEED002),
         minimal=Minimal(
-            "T ≥ 2 (h0 only; research doc: T ≥ 3, where the parameters go wrong)",
+            "T ≥ 2 (h0 only; with zero initial states: T ≥ 3, where the parameters go wrong)",
             condition=lambda c, lengths: longest(c, lengths) >= 2,
             is_minimal=lambda c, lengths: longest(c, lengths) == 2,
             example={"seq_len": 2},
@@ -195,7 +195,7 @@ SEED_VARIANTS: tuple[Variant, ...] = (
         expected="fail",
         grads=Derivation(forget_bias_in_backward=False, convention=SEED003),
         minimal=Minimal(
-            "forget_bias ≠ 0, any T ≥ 1 (∂L/∂c0 = f^0 δc^0 takes the wrong f even with c0 = 0; research doc: "
+            "forget_bias ≠ 0, any T ≥ 1 (∂L/∂c0 = f^0 δc^0 takes the wrong f even with c0 = 0; with zero initial states: "
             "T ≥ 2 or c0 ≠ 0, which holds for the parameters)",
             condition=lambda c, lengths: c.forget_bias != 0,
             is_minimal=lambda c, lengths: c.forget_bias != 0 and c.seq_len == 1,

@@ -1,7 +1,7 @@
 """The NumPy oracles on random float64 cases: the reference agrees with each, and each
 catches a planted wrong gradient on its own.
 
-Goals of the issue, per tensor against its scale (max |gradient|): central
+The project's accuracy goals, per tensor against its scale (max |gradient|): central
 differences within 1e-6, Richardson within 1e-9, the complex step within
 1e-12, each plus the method's roundoff floor (see ``_check_full``: a gradient
 that is 1e-6 of the loss cannot be resolved to 1e-6 of itself by any step);
