@@ -15,7 +15,6 @@ run could not be measured is NaN, and no answer may rest on it: the entry step i
 "unknown", with the reason, never a guess from the steps that could be measured.
 """
 
-
 from __future__ import annotations
 
 import math

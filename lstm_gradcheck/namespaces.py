@@ -12,7 +12,6 @@ import and at every call, so two implementations never run each other's code. By
 is not written meanwhile: checking an implementation writes nothing into its folder.
 """
 
-
 from __future__ import annotations
 
 import functools

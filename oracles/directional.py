@@ -21,7 +21,6 @@ where the two agree within their errors, and stopping once the error stops shrin
 (truncation has taken over) or is within the rule.
 """
 
-
 from __future__ import annotations
 
 import math

@@ -23,7 +23,6 @@ rule allows along v: a gradient within the rule (float32 rounding) still has a t
 linear term the smallest steps reveal. Fewer than two points above roundoff: "flat".
 """
 
-
 from __future__ import annotations
 
 import math

@@ -19,7 +19,6 @@ absolutely accurate near 0 or 1: sigmoid(-20) is exactly 0 in float32, and a for
 driven by forget_bias = -20 would then zero dc0 entirely.
 """
 
-
 from __future__ import annotations
 
 from functools import lru_cache

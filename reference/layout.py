@@ -22,7 +22,6 @@ the report and the tests call :func:`gate_slice`, :func:`gate_blocks` or
 :func:`row_to_gate_unit`, so a layout mistake can live in one place only.
 """
 
-
 from __future__ import annotations
 
 import re

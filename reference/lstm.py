@@ -40,7 +40,6 @@ become the gate derivatives in place, and callers whose cache nobody else sees
 derivatives (``overwrite_cache=True``); callers that keep the cache use the default.
 """
 
-
 from __future__ import annotations
 
 from collections.abc import Callable

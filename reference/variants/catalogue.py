@@ -200,7 +200,8 @@ CATALOGUE: tuple[Variant, ...] = (
     ),
     Variant(
         name="bias_batch_mean",
-        source="catalogue: seed 000's '直接降维' (reduced) read as a mean: wrong by 1/B unless the loss is a batch mean",
+        source="catalogue: seed 000's '直接降维' (reduced) read as a mean, wrong by 1/B unless the loss is a "
+        "batch mean",
         statement="db = Σ_t mean_b δz^t although δz already carries the loss's own reduction",
         expected="fail",
         grads=Derivation(bias_batch_mean=True),
@@ -333,8 +334,8 @@ CATALOGUE: tuple[Variant, ...] = (
         expected="fail",
         grads=Derivation(forget_bias_in_backward=False),
         minimal=Minimal(
-            "forget_bias ≠ 0, any T ≥ 1 (∂L/∂c0 = f^0 δc^0 takes the wrong f even with c0 = 0; with zero initial states: "
-            "T ≥ 2 or c0 ≠ 0, which holds for the parameters)",
+            "forget_bias ≠ 0, any T ≥ 1 (∂L/∂c0 = f^0 δc^0 takes the wrong f even with c0 = 0;"
+            " with zero initial states: T ≥ 2 or c0 ≠ 0, which holds for the parameters)",
             condition=lambda c, lengths: c.forget_bias != 0,
             is_minimal=lambda c, lengths: c.forget_bias != 0 and c.seq_len == 1,
             example={"forget_bias": 1.0},

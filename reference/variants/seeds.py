@@ -146,7 +146,8 @@ SEED_VARIANTS: tuple[Variant, ...] = (
         expected="fail",
         grads=Derivation(printed_jacobian=True, convention=SEED002),
         minimal=Minimal(
-            "T ≥ 1 (h0 only, the same recursion gives ∂L/∂h0; with zero initial states: T ≥ 2, where the parameters go wrong)",
+            "T ≥ 1 (h0 only, the same recursion gives ∂L/∂h0; with zero initial states: T ≥ 2, where the "
+            "parameters go wrong)",
             condition=lambda c, lengths: True,
             is_minimal=lambda c, lengths: c.seq_len == 1,
             example={"seq_len": 1},
@@ -195,8 +196,8 @@ SEED_VARIANTS: tuple[Variant, ...] = (
         expected="fail",
         grads=Derivation(forget_bias_in_backward=False, convention=SEED003),
         minimal=Minimal(
-            "forget_bias ≠ 0, any T ≥ 1 (∂L/∂c0 = f^0 δc^0 takes the wrong f even with c0 = 0; with zero initial states: "
-            "T ≥ 2 or c0 ≠ 0, which holds for the parameters)",
+            "forget_bias ≠ 0, any T ≥ 1 (∂L/∂c0 = f^0 δc^0 takes the wrong f even with c0 = 0;"
+            " with zero initial states: T ≥ 2 or c0 ≠ 0, which holds for the parameters)",
             condition=lambda c, lengths: c.forget_bias != 0,
             is_minimal=lambda c, lengths: c.forget_bias != 0 and c.seq_len == 1,
             example={**_S003, "forget_bias": 1.0},
