@@ -99,8 +99,9 @@ def _run_report(args: argparse.Namespace) -> int:
             sys.stdout.write(f"plot: {args.plot}\n")
     if args.plot and not report.steps and report.verdict != NOTHING_CHECKED:
         sys.stderr.write("lstm-gradcheck: --plot: nothing to draw: no step localization (every gradient agrees)\n")
-    if report.verdict == NOTHING_CHECKED:
-        sys.stderr.write(f"lstm-gradcheck: nothing checked: {report.nothing_checked_reason}\n")
+    if report.verdict == NOTHING_CHECKED:  # the reason is in the report (text) or its "why" (JSON)
+        reason = report.nothing_checked_reason if args.json else "see the report above"
+        sys.stderr.write(f"lstm-gradcheck: nothing checked: {reason}\n")
     return report.exit_status
 
 

@@ -137,17 +137,21 @@ def _cell(step: StepLocalization, t: int, e: float) -> str:
 
 
 def _step_lines(report: Report) -> list[str]:
-    """One line per (method, answer), naming its tensors, then each tensor's per-step errors."""
+    """One line per answer, naming its tensors, then each tensor's per-step errors under one legend."""
     groups: dict[str, list[str]] = {}
     for step in report.steps:
         text = step.describe().split(": ", 1)[1]
         groups.setdefault(text, []).append(step.tensor)
     lines = [f"step: {', '.join(tensors)}: {text}" for text, tensors in groups.items()]
-    for step in report.steps:
-        cells = " ".join(_cell(step, t, e) for t, e in enumerate(step.errors))
-        what = "max error / allowance" if step.allowed == 1.0 else f"max error (allowed {step.allowed:.2g})"
-        per = "per prefix length" if step.method == PREFIX else "per step"
-        lines.append(f"      {step.tensor} {per}, {what}, * = over, ? = not measured: {cells}")
+    for method in dict.fromkeys(step.method for step in report.steps):
+        steps = [s for s in report.steps if s.method == method]
+        per = "prefix length T'" if method == PREFIX else "step t"
+        what = "max error / allowance" if steps[0].allowed == 1.0 else "max error against the allowance"
+        lines.append(f"      {method}: {what} per {per} (* over, ? not measured)")
+        width = max(len(s.tensor) for s in steps)
+        lines += [
+            f"        {s.tensor:<{width}}  " + " ".join(_cell(s, t, e) for t, e in enumerate(s.errors)) for s in steps
+        ]
     return lines
 
 

@@ -39,7 +39,7 @@ def test_an_implementation_refusing_everything_is_nothing_checked(run_cli, impls
     argv = [command, "--impl", f"{impls}/refuses.py:grads"] + (["--max-examples", "20"] if command == "search" else [])
     code, out, err = run_cli(*argv, *(["--json"] if as_json else []))
     assert code == 2, out + err
-    assert "nothing checked" in err and "this code needs a GPU and cuDNN" in err, err
+    assert "nothing checked" in err and "this code needs a GPU and cuDNN" in out + err, out + err
     assert "Traceback" not in err
     if as_json:
         data = json.loads(out)

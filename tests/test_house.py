@@ -138,9 +138,9 @@ def test_notes_are_short_and_every_reference_names_one():
 
 def test_nothing_points_outside_the_repository():
     texts = {p: p.read_text() for p in [*_project_files(), *ROOT.glob("*.md"), *ROOT.glob("docs/*.md")]}
-    outside = [
-        str(p.relative_to(ROOT)) for p, t in texts.items() if "../shared" in t or re.search(r"(?i)\bissue \d", t)
-    ]
+    # Spelled in pieces so that this file does not match itself.
+    pointers = re.compile(r"\.\./" + "shared" + r"|(?i:\bissue" + r" \d)")
+    outside = [str(p.relative_to(ROOT)) for p, text in texts.items() if pointers.search(text)]
     assert not outside, outside
 
 
