@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import multiprocessing
 import sys
 import time
 from collections import Counter
@@ -124,7 +125,9 @@ def false_alarm_study(
     if workers == 1:
         parts = [_false_alarm_worker(jobs[0])]
     else:
-        with ProcessPoolExecutor(workers) as pool:
+        # Spawn, not fork: the parent already holds BLAS, torch and oracle-pool threads,
+        # and a forked child can inherit one of their locks held and wait forever.
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
             parts = list(pool.map(_false_alarm_worker, jobs))
     merged: dict = {
         "examples": sum(p["examples"] for p in parts),

@@ -27,20 +27,19 @@ from lstm_gradcheck.oracles.judging import judging_context
 from lstm_gradcheck.oracles.records import MISMATCH
 from lstm_gradcheck.reference.case import Case
 from lstm_gradcheck.reference.config import RANDOM
-from lstm_gradcheck.reference.layout import GATES, gate_slice, parse_name
+from lstm_gradcheck.reference.layout import GATES, gate_slice, is_lstm_param
 from lstm_gradcheck.reference.lstm import forward_layers
 from lstm_gradcheck.summaries import PER_STEP, PREFIX, SUFFIX, StepLocalization, TensorSummary
 
-__all__ = ["localize_steps", "suffix_case", "entry_from_end", "first_from_start", "MAX_SUFFIX_STEPS"]
+__all__ = ["localize_steps", "suffix_case", "per_step_errors", "entry_from_end", "first_from_start", "MAX_SUFFIX_STEPS"]
 
 MAX_SUFFIX_STEPS = 64
-_PER_STEP_KINDS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 
 
 def localize_steps(case: Case, impl: Implementation, tensors: Sequence[TensorSummary]) -> tuple[StepLocalization, ...]:
     """Step localizations for the mismatching tensors of a report."""
     bad = [t for t in tensors if t.status == MISMATCH and t.record is not None]
-    per_step_names = [t.name for t in bad if parse_name(t.name).kind in _PER_STEP_KINDS]
+    per_step_names = [t.name for t in bad if is_lstm_param(t.name)]
     if impl.per_step is not None and per_step_names:
         located = _per_step(case, impl, [t for t in bad if t.name in per_step_names])
         if located is not None:
@@ -59,22 +58,28 @@ def _per_step(case: Case, impl: Implementation, bad: Sequence[TensorSummary]) ->
     except Exception:
         return None
     oracle = torch_grads(case, per_step=True).per_step
-    hidden = case.config.hidden_size
     out = []
     for summary in bad:
         name = summary.name
         if name not in analytic or name not in oracle:
             continue
-        diff = np.abs(np.asarray(analytic[name], dtype=np.float64) - oracle[name])  # (T, 4H[, cols])
-        per_step = diff.reshape(diff.shape[0], -1).max(axis=1)
-        gate_rows = tuple(
-            tuple(float(v) for v in diff[:, gate_slice(g, hidden)].reshape(diff.shape[0], -1).max(axis=1))
-            for g in GATES
-        )
+        per_step, gate_rows = per_step_errors(analytic[name], oracle[name], case.config.hidden_size)
         allowed = summary.record.allowed
-        entry, unknown = entry_from_end(tuple(map(float, per_step)), allowed, lambda t: "")
-        out.append(StepLocalization(name, PER_STEP, entry, tuple(map(float, per_step)), allowed, gate_rows, unknown))
+        entry, unknown = entry_from_end(per_step, allowed, lambda t: "")
+        out.append(StepLocalization(name, PER_STEP, entry, per_step, allowed, gate_rows, unknown))
     return tuple(out) if out else None
+
+
+def per_step_errors(
+    analytic: np.ndarray, oracle: np.ndarray, hidden: int
+) -> tuple[tuple[float, ...], tuple[tuple[float, ...], ...]]:
+    """Each step's largest absolute error of one 4H-row tensor's contributions (T, 4H[, cols]),
+    and the same per gate (4 rows of T)."""
+    diff = np.abs(np.asarray(analytic, dtype=np.float64) - oracle)
+    steps = diff.shape[0]
+    per_step = tuple(float(v) for v in diff.reshape(steps, -1).max(axis=1))
+    gates = tuple(tuple(float(v) for v in diff[:, gate_slice(g, hidden)].reshape(steps, -1).max(axis=1)) for g in GATES)
+    return per_step, gates
 
 
 def suffix_case(case: Case, steps: int) -> Case:
@@ -158,7 +163,7 @@ def _ratios(case: Case, impl: Implementation, names: Sequence[str], cut: Case) -
         scale = float(np.max(np.abs(oracle.grads[name]), initial=0.0))
         err = np.abs(np.asarray(got, dtype=np.float64) - oracle.grads[name]) / tolerance.allowed(name, scale)
         whole[name] = float(err.max(initial=0.0))
-        if parse_name(name).kind in _PER_STEP_KINDS:
+        if is_lstm_param(name):
             gates[name] = [float(err[gate_slice(g, hidden)].max(initial=0.0)) for g in GATES]
         else:
             gates[name] = [nan] * len(GATES)
@@ -187,7 +192,7 @@ def _runs(case: Case, impl: Implementation, bad: Sequence[TensorSummary], method
                 gates[name][k][column] = per_gate[name][k]
     out = []
     for name in names:
-        four_h = parse_name(name).kind in _PER_STEP_KINDS
+        four_h = is_lstm_param(name)
         gate_rows = tuple(tuple(row) for row in gates[name]) if four_h else ()
         if method == SUFFIX:
             entry, unknown = entry_from_end(ratios[name], 1.0, lambda t: reasons.get(t, " (not provided)"))

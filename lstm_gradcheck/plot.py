@@ -31,7 +31,7 @@ def plot_report(report: Report, path: str, impl: Implementation | None = None) -
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt  # noqa: PLC0415
     except ImportError:
-        raise UsageError("--plot needs matplotlib: pip install 'lstm-gradcheck[plot]'") from None
+        raise UsageError("--plot needs matplotlib, which is not installed: pip install matplotlib") from None
     steps = [s for s in report.steps if s.errors]
     if not steps:
         raise UsageError("--plot: nothing to draw: every gradient agrees (or the sequence is too long to localize)")

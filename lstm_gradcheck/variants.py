@@ -23,12 +23,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from lstm_gradcheck.implementation import Implementation
+from lstm_gradcheck.localize import entry_from_end, per_step_errors
 from lstm_gradcheck.oracles.judging import JudgingContext, judging_context
 from lstm_gradcheck.oracles.records import CheckResult
 from lstm_gradcheck.oracles.registry import default_oracles, oracle_names, run_oracle
 from lstm_gradcheck.properties.metamorphic import METAMORPHIC
 from lstm_gradcheck.reference.case import Case
-from lstm_gradcheck.reference.layout import GATES, gate_blocks, parse_name
+from lstm_gradcheck.reference.layout import GATES, gate_blocks, is_lstm_param
 from lstm_gradcheck.reference.variants import VARIANTS, Variant, build_case
 from lstm_gradcheck.reference.verdicts import FAIL, OK, PASS, SKIPPED
 from lstm_gradcheck.report import case_json
@@ -43,8 +44,6 @@ __all__ = [
     "kill_matrix",
     "matrix_cases",
 ]
-
-_LSTM_PARAMS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 
 
 def _as_impl(variant: Variant) -> Implementation:
@@ -86,7 +85,7 @@ def observed_location(case: Case, variant: Variant) -> ObservedLocation:
     hidden = case.config.hidden_size
     oracle = torch_grads(case, per_step=True)
     gates: set[str] = set()
-    params = [t for t in check.mismatches if parse_name(t.name).kind in _LSTM_PARAMS]
+    params = [t for t in check.mismatches if is_lstm_param(t.name)]
     for record in params:
         ours = gate_blocks(np.asarray(grads[record.name]), hidden, axis=0)
         theirs = gate_blocks(oracle.grads[record.name], hidden, axis=0)
@@ -97,13 +96,9 @@ def observed_location(case: Case, variant: Variant) -> ObservedLocation:
     per_step = getattr(variant.grads, "per_step", None)
     if params and per_step is not None:
         analytic = per_step(case)
-        wrong = [
-            t
-            for record in params
-            for t in range(case.config.seq_len)
-            if np.max(np.abs(analytic[record.name][t] - oracle.per_step[record.name][t])) > record.allowed
-        ]
-        step = max(wrong) if wrong else None
+        errors = {r.name: per_step_errors(analytic[r.name], oracle.per_step[r.name], hidden)[0] for r in params}
+        entries = [entry_from_end(errors[r.name], r.allowed, lambda t: "")[0] for r in params]
+        step = max((e for e in entries if e is not None), default=None)
     loss_wrong = check.loss is not None and check.loss.status != OK
     return ObservedLocation(tensors, frozenset(gates), step, loss_wrong)
 

@@ -38,11 +38,12 @@ from lstm_gradcheck.oracles.batched_gates import (
     matmul_into,
     real_activate_,
 )
-from lstm_gradcheck.reference.case import Case
+from lstm_gradcheck.reference.case import Case, step_mask
 from lstm_gradcheck.reference.config import LSTMConfig
 from lstm_gradcheck.reference.layout import (
     HEAD_BIAS,
     HEAD_WEIGHT,
+    LSTM_PARAM_KINDS,
     gate_blocks,
     gradient_shapes,
     parse_name,
@@ -54,7 +55,7 @@ from lstm_gradcheck.reference.layout import (
 from lstm_gradcheck.reference.layout import bias_hh as bias_hh_name
 from lstm_gradcheck.reference.layout import bias_ih as bias_ih_name
 from lstm_gradcheck.reference.losses import ScoredSteps, head_loss, scored_steps
-from lstm_gradcheck.reference.lstm import effective_bias, step_mask
+from lstm_gradcheck.reference.lstm import effective_bias
 
 __all__ = [
     "Base",
@@ -394,7 +395,7 @@ def groups_of(base: Base, name: str, index: np.ndarray, delta: np.ndarray) -> li
     parsed = parse_name(name)
     kind, layer = parsed.kind, parsed.layer
     out: list[tuple[np.ndarray, CopyGroup]] = []
-    if kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+    if kind in LSTM_PARAM_KINDS:
         if kind.startswith("weight"):
             r_idx, c_idx = np.unravel_index(index, shape)
         else:

@@ -46,7 +46,7 @@ from lstm_gradcheck.oracles.records import MISMATCH, NOT_PROVIDED, OK, CheckResu
 from lstm_gradcheck.oracles.tolerance import ORACLE_ERROR_FACTOR, Tolerance
 from lstm_gradcheck.oracles.types import FAIL, JUDGE, PASS, LossFn, OracleReport, OracleSpec
 from lstm_gradcheck.reference.case import Case
-from lstm_gradcheck.reference.layout import GATES, gate_slice, parse_name
+from lstm_gradcheck.reference.layout import GATES, gate_slice, is_lstm_param, parse_name
 from lstm_gradcheck.reference.locations import Location
 
 __all__ = ["Probe", "probe", "probes_for", "directional_judge", "EVALUATIONS_PER_PROBE", "DIRECTIONAL"]
@@ -80,7 +80,7 @@ class Probe:
 def probes_for(case: Case, name: str) -> list[tuple[str | None, Direction]]:
     """The probes of tensor ``name``: the whole tensor, then each gate block of a 4H-row tensor."""
     whole = [(None, random_direction(case, "directional", name, (name,)))]
-    if parse_name(name).kind not in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+    if not is_lstm_param(name):
         return whole
     hidden = case.config.hidden_size
     blocks = [

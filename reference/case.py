@@ -29,6 +29,7 @@ __all__ = [
     "random_params",
     "random_targets",
     "scored_steps_target_shape",
+    "step_mask",
 ]
 
 
@@ -281,6 +282,13 @@ class Case:
 
 #: The contract's implementation protocol: ``grads(case) -> (loss, {name: gradient})``.
 GradsFn = Callable[[Case], tuple[float, Mapping[str, np.ndarray]]]
+
+
+def step_mask(lengths: np.ndarray | None, seq_len: int) -> np.ndarray | None:
+    """(T, B, 1) bool mask of valid steps (t < lengths[b]), or None without lengths."""
+    if lengths is None:
+        return None
+    return (np.arange(seq_len)[:, None] < np.asarray(lengths)[None, :])[..., None]
 
 
 def random_params(config: LSTMConfig, rng: np.random.Generator, weight_scale: float = 1.0) -> dict[str, np.ndarray]:

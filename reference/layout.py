@@ -60,6 +60,8 @@ __all__ = [
     "gradient_shapes",
     "param_shapes",
     "parse_name",
+    "LSTM_PARAM_KINDS",
+    "is_lstm_param",
 ]
 
 GATES: tuple[str, ...] = ("i", "f", "g", "o")
@@ -211,7 +213,9 @@ class ParamName:
     layer: int | None = None
 
 
-_LAYER_PARAM = re.compile(r"^(weight_ih|weight_hh|bias_ih|bias_hh)_l(\d+)$")
+#: The kinds of a layer's own parameters: the 4H-row tensors, whose rows are gates.
+LSTM_PARAM_KINDS: tuple[str, ...] = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+_LAYER_PARAM = re.compile(r"^(" + "|".join(LSTM_PARAM_KINDS) + r")_l(\d+)$")
 
 
 def parse_name(name: str) -> ParamName:
@@ -229,3 +233,8 @@ def parse_name(name: str) -> ParamName:
             f"bias_ih_l<k>, bias_hh_l<k>, {HEAD_WEIGHT}, {HEAD_BIAS}, x, h0 or c0"
         )
     return ParamName(match.group(1), int(match.group(2)))
+
+
+def is_lstm_param(name: str) -> bool:
+    """True for a layer's own parameter (a 4H-row tensor): weight_ih_l{k} ... bias_hh_l{k}."""
+    return parse_name(name).kind in LSTM_PARAM_KINDS

@@ -48,7 +48,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lstm_gradcheck.reference.activations import activate_gates, gate_constants
-from lstm_gradcheck.reference.case import Case
+from lstm_gradcheck.reference.case import Case, step_mask
 from lstm_gradcheck.reference.config import LSTMConfig
 from lstm_gradcheck.reference.head import final_state_loss, head_backward, logits, loss_and_dy
 from lstm_gradcheck.reference.layout import (
@@ -71,7 +71,6 @@ __all__ = [
     "forward",
     "backward",
     "grads",
-    "step_mask",
     "per_step_contributions",
 ]
 
@@ -120,13 +119,6 @@ class LayerGrads:
 
 #: ``perturb(h_t, c_t)``: changes a layer's new states in place after each step.
 StatePerturbation = Callable[[np.ndarray, np.ndarray], None]
-
-
-def step_mask(lengths: np.ndarray | None, seq_len: int) -> np.ndarray | None:
-    """(T, B, 1) bool mask of valid steps (t < lengths[b]), or None without lengths."""
-    if lengths is None:
-        return None
-    return (np.arange(seq_len)[:, None] < np.asarray(lengths)[None, :])[..., None]
 
 
 def layer_forward(

@@ -131,12 +131,15 @@ def test_ctrl_c_during_search_prints_the_smallest_failure_so_far_and_exits_130(t
         stderr=subprocess.PIPE,
         text=True,
     )
-    deadline = time.monotonic() + 60
-    while not marker.exists() and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.05)
-    time.sleep(1.0)  # well inside the search (shrinking, for the wrong one)
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
+    try:
+        deadline = time.monotonic() + 60
+        while not marker.exists() and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+        time.sleep(1.0)  # well inside the search (shrinking, for the wrong one)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()  # never leave a 100000-example search behind a failed or killed test
     assert proc.returncode == 130, out + err
     assert "Traceback" not in err
     assert re.search(r"interrupted after \d+ examples", out), out + err

@@ -27,7 +27,7 @@ from lstm_gradcheck.reference.converters import (
     to_tf_ijfo,
 )
 from lstm_gradcheck.reference.head import head
-from lstm_gradcheck.reference.layout import GATES, gate_blocks, gate_slice, stack_gates
+from lstm_gradcheck.reference.layout import GATES, LSTM_PARAM_KINDS, gate_blocks, gate_slice, stack_gates
 from lstm_gradcheck.reference.lstm import backward, forward
 
 IN, H, B = 3, 4, 2  # input size, hidden size, batch
@@ -223,7 +223,7 @@ def test_a_layouts_gradients_come_back_under_the_contracts_names(layout):
     case = make_case(LSTMConfig(num_layers=2), seed=5)
     for layer in (0, 1):
         back = layout.grads(layout.params(case, layer), case, layer)
-        assert set(back) == {f"{kind}_l{layer}" for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
+        assert set(back) == {f"{kind}_l{layer}" for kind in LSTM_PARAM_KINDS}
         for name in (f"weight_ih_l{layer}", f"weight_hh_l{layer}"):
             assert np.array_equal(back[name], case.params[name])
         fused = case.params[f"bias_ih_l{layer}"] + case.params[f"bias_hh_l{layer}"]

@@ -27,6 +27,7 @@ from lstm_gradcheck.oracles.judging import judging_context
 from lstm_gradcheck.oracles.records import CheckResult
 from lstm_gradcheck.oracles.registry import run_oracle
 from lstm_gradcheck.reference.case import Case
+from lstm_gradcheck.reference.layout import LSTM_PARAM_KINDS
 from lstm_gradcheck.reference.lstm import backward, forward, per_step_contributions
 from lstm_gradcheck.reference.lstm import grads as reference_grads
 from lstm_gradcheck.reference.variants import VARIANTS, Derivation, build_case, right_variants, wrong_variants
@@ -34,7 +35,7 @@ from lstm_gradcheck.reference.variants.convention import Convention
 from lstm_gradcheck.variants import observed_location
 
 ROOT = Path(__file__).resolve().parent.parent
-LSTM_PARAMS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+LSTM_PARAMS = LSTM_PARAM_KINDS
 
 #: Varied cases for the right variants (each adapted to a variant's convention).
 VARIED = (

@@ -38,7 +38,7 @@ from typing import NamedTuple
 import numpy as np
 
 from lstm_gradcheck.reference.activations import sigmoid_and_grad
-from lstm_gradcheck.reference.case import Case
+from lstm_gradcheck.reference.case import Case, step_mask
 from lstm_gradcheck.reference.config import LSTMConfig
 from lstm_gradcheck.reference.head import final_state_loss, head_backward, logits
 from lstm_gradcheck.reference.layout import GATES, bias_hh, bias_ih
@@ -55,13 +55,6 @@ def tanh_and_grad(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     e = np.exp(-2.0 * np.abs(z))
     r = 1.0 / (1.0 + e)
     return np.tanh(z), 4.0 * e * r * r
-
-
-def _step_mask(lengths: np.ndarray | None, seq_len: int) -> np.ndarray | None:
-    """(T, B, 1) True on valid steps (t < lengths[b]), or None without lengths."""
-    if lengths is None:
-        return None
-    return (np.arange(seq_len)[:, None] < np.asarray(lengths)[None, :])[..., None]
 
 
 @dataclass(frozen=True)
@@ -173,7 +166,7 @@ class Derivation:
     def _forward_layer(self, p: object, u: np.ndarray, h0: np.ndarray, c0: np.ndarray, case: Case) -> _LayerTrace:
         cfg = case.config
         t_len = u.shape[0]
-        mask = _step_mask(case.lengths, t_len)
+        mask = step_mask(case.lengths, t_len)
         h = np.empty((t_len + 1, *h0.shape), dtype=h0.dtype)
         c = np.empty_like(h)
         h[0], c[0] = h0, c0
@@ -287,7 +280,7 @@ class Derivation:
         parameter gradients (form shapes) and, if ``record``, each step's contribution."""
         cfg = case.config
         t_len = tr.u.shape[0]
-        mask = _step_mask(case.lengths, t_len)
+        mask = step_mask(case.lengths, t_len)
         # Each sequence's last valid step: there δh, δc arriving from "later" are the final state's
         # dh_n, dc_n alone (passed through the padding), never a recurrent term or a carry.
         last = np.full(tr.h.shape[1], t_len - 1) if case.lengths is None else np.asarray(case.lengths) - 1
