@@ -11,6 +11,8 @@ why, when nothing could be checked (every case refused, no gradient given).
 
 from __future__ import annotations
 
+import io
+
 import pytest
 
 __all__ = ["pytest_addoption", "pytest_configure", "pytest_collection_modifyitems", "SearchItem"]
@@ -61,8 +63,6 @@ class SearchItem(pytest.Item):
 
     def runtest(self) -> None:
         # The harness loads only when a search runs: every pytest session imports this plugin.
-        import io  # noqa: PLC0415
-
         from lstm_gradcheck.implementation import UsageError, load_implementation  # noqa: PLC0415
         from lstm_gradcheck.render import render_report  # noqa: PLC0415
         from lstm_gradcheck.report import build_report  # noqa: PLC0415

@@ -40,6 +40,7 @@ from lstm_gradcheck.oracles.batched_gates import (
 )
 from lstm_gradcheck.reference.case import Case, step_mask
 from lstm_gradcheck.reference.config import LSTMConfig
+from lstm_gradcheck.reference.head import loss_magnitude as head_magnitude
 from lstm_gradcheck.reference.layout import (
     HEAD_BIAS,
     HEAD_WEIGHT,
@@ -447,24 +448,11 @@ def head_losses(base: Base, name: str, index: np.ndarray, delta: np.ndarray) -> 
 
 
 def loss_magnitude(base: Base) -> float:
-    """|head loss| + sum |dh_n h_n| + sum |dc_n c_n|: the size of what the loss adds up.
-
-    The contract's heads add terms of one sign; the layer-only ``upstream`` loss adds
-    dh_top h_top of either sign, so its size is the sum of their magnitudes."""
-    cfg = base.config
-    head = abs(base.loss)
-    if not cfg.has_head:
-        scored = base.scored
-        head = float(np.sum(np.abs(scored.targets * base.y.transpose(0, 2, 1)) * scored.weight[..., None]))
-    if not cfg.final_state:
-        return head
-    final = 0.0
-    absolute = 0.0
-    for k in range(cfg.num_layers):
-        for grad, state in ((base.case.dh_n[k].T, base.h[k][-1]), (base.case.dc_n[k].T, base.c[k][-1])):
-            final += float(np.sum(grad * state))
-            absolute += float(np.sum(np.abs(grad * state)))
-    return (abs(base.loss - final) if cfg.has_head else head) + absolute
+    """:func:`lstm_gradcheck.reference.head.loss_magnitude` of the base forward: the size of
+    what the loss adds up and rounds."""
+    h_n = np.stack([h[-1].T for h in base.h])  # (L, B, H); padding carries the last valid state
+    c_n = np.stack([c[-1].T for c in base.c])
+    return head_magnitude(base.case, base.y.transpose(0, 2, 1), h_n, c_n)
 
 
 def base_copies(config: LSTMConfig, name: str, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from lstm_gradcheck.oracles.records import MISMATCH, NOT_PROVIDED, OK, CheckResult, LossResult, TensorResult
-from lstm_gradcheck.oracles.tolerance import FLOOR_ULPS, VANISHING_FRACTION, Tolerance
+from lstm_gradcheck.oracles.tolerance import VANISHING_FRACTION, Tolerance
 from lstm_gradcheck.reference.case import Case
 from lstm_gradcheck.reference.layout import gradient_shapes, model_gradient_names
 from lstm_gradcheck.reference.locations import locate
@@ -104,11 +104,7 @@ def compare_gradients(
         )
     loss_result = None
     if loss is not None and oracle_loss is not None:
-        allowed = (
-            tolerance.rtol * abs(oracle_loss)
-            + FLOOR_ULPS * float(np.finfo(cfg.np_dtype).eps) * abs(oracle_loss)
-            + tolerance.conditioning.get("loss", 0.0)
-        )
+        allowed = tolerance.allowed_loss(float(oracle_loss))
         abs_err = abs(float(loss) - float(oracle_loss))
         ill = tolerance.ill_conditioned("loss", abs(float(oracle_loss)))
         status = OK if (abs_err <= allowed or ill) else MISMATCH  # a NaN loss is never <= allowed

@@ -146,7 +146,7 @@ class JudgingContext:
 
     def tolerance(self, oracle_grads: Mapping[str, np.ndarray]) -> Tolerance:
         """The rule's numbers for the case's dtype against ``oracle_grads``."""
-        return make_tolerance(self.case.config.dtype, oracle_grads, self.conditioning)
+        return make_tolerance(self.case.config.dtype, oracle_grads, self.conditioning, self.magnitude)
 
 
 def judging_context(case: Case, exact: Answer | None = None) -> JudgingContext:

@@ -6,12 +6,13 @@ For a tensor with oracle values o and scale = max |o|, every element must satisf
 |a - o| <= rtol * scale + floor + conditioning (+ 4 x an FD oracle's own error estimate), with
 rtol = 2 eps^(2/3) of the implementation's dtype, floor = 64 eps * the largest scale of any tensor
 (a vanishing tensor is judged at the whole gradient's roundoff, not its own scale), and conditioning
-the eps-level sensitivity of the exact gradient (:mod:`lstm_gradcheck.oracles.judging`): one rule,
-printed with its numbers, for every oracle, the report and every test.
+the eps-level sensitivity of the exact gradient (:mod:`lstm_gradcheck.oracles.judging`); the loss
+alike, its floor 64 eps * the size of the terms it adds up: one rule, printed with its numbers.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -56,6 +57,8 @@ class Tolerance:
     global_scale: float
     conditioning: Mapping[str, float] = field(default_factory=dict)
     oracle_error_factor: float = ORACLE_ERROR_FACTOR
+    #: The size of what the loss adds up and rounds (judging.JudgingContext.magnitude); 0 if unknown.
+    loss_magnitude: float = 0.0
 
     def ill_conditioned(self, name: str, scale: float) -> bool:
         """True when the problem, not the code, limits this tensor to < 3 digits in this dtype.
@@ -69,6 +72,14 @@ class Tolerance:
         """Allowed absolute error of tensor ``name`` with oracle scale ``scale``
         (before any per-element oracle error estimate)."""
         return self.rtol * scale + self.floor + self.conditioning.get(name, 0.0)
+
+    def allowed_loss(self, oracle_loss: float) -> float:
+        """Allowed absolute error of the loss: rtol |L| + FLOOR_ULPS eps M + its conditioning,
+        M the size of the loss's terms (at least |L|): a loss far smaller than its terms
+        (a confident, right cross-entropy) carries only their absolute roundoff."""
+        eps = float(np.finfo(np.dtype(self.dtype)).eps)
+        size = max(abs(oracle_loss), self.loss_magnitude)
+        return self.rtol * abs(oracle_loss) + FLOOR_ULPS * eps * size + self.conditioning.get("loss", 0.0)
 
     def describe(self) -> str:
         cond = max(self.conditioning.values(), default=0.0)
@@ -92,7 +103,10 @@ class Tolerance:
 
 
 def make_tolerance(
-    dtype: str, oracle_grads: Mapping[str, np.ndarray], conditioning: Mapping[str, float] | None = None
+    dtype: str,
+    oracle_grads: Mapping[str, np.ndarray],
+    conditioning: Mapping[str, float] | None = None,
+    loss_magnitude: float = 0.0,
 ) -> Tolerance:
     """The tolerance for an implementation in ``dtype`` checked against ``oracle_grads``."""
     eps = float(np.finfo(np.dtype(dtype)).eps)
@@ -104,4 +118,5 @@ def make_tolerance(
         floor=FLOOR_ULPS * eps * global_scale,
         global_scale=global_scale,
         conditioning=dict(conditioning or {}),
+        loss_magnitude=0.0 if math.isnan(loss_magnitude) else loss_magnitude,
     )

@@ -21,7 +21,7 @@ import numpy as np
 
 from lstm_gradcheck.reference.case import Case
 from lstm_gradcheck.reference.layout import HEAD_BIAS, HEAD_WEIGHT
-from lstm_gradcheck.reference.losses import head_loss, scored_steps
+from lstm_gradcheck.reference.losses import head_loss, loss_terms, scored_steps
 
 __all__ = ["logits", "loss_and_dy", "head_backward", "final_state_loss", "loss_magnitude", "head"]
 
@@ -64,15 +64,12 @@ def final_state_loss(case: Case, h_n: np.ndarray, c_n: np.ndarray) -> float:
 
 
 def loss_magnitude(case: Case, y: np.ndarray, h_n: np.ndarray, c_n: np.ndarray) -> float:
-    """The size of what the loss adds up: |head loss| (its terms share one sign) or, for
-    ``upstream``, sum |dh_top y| over the scored steps, plus sum |dh_n h_n| + sum |dc_n c_n|.
-    What rounding every term by eps can move the loss by is eps times this."""
+    """The size of what the loss adds up and rounds: the head's terms
+    (:func:`lstm_gradcheck.reference.losses.loss_terms` of ``y`` (T, B, O)) plus
+    sum |dh_n h_n| + sum |dc_n c_n| of the final states (L, B, H). What rounding every
+    term by eps can move the loss by is eps times this."""
     cfg = case.config
-    if cfg.has_head:
-        size = abs(loss_and_dy(case, y)[0])
-    else:
-        scored = scored_steps(cfg, case.targets, case.lengths)
-        size = float(np.sum(np.abs(scored.targets * y) * scored.weight[..., None]))
+    size = loss_terms(y, cfg, scored_steps(cfg, case.targets, case.lengths))
     if cfg.final_state:
         size += float(np.sum(np.abs(case.dh_n * h_n)) + np.sum(np.abs(case.dc_n * c_n)))
     return size

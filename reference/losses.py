@@ -28,7 +28,7 @@ import numpy as np
 from lstm_gradcheck.reference.activations import sigmoid
 from lstm_gradcheck.reference.config import UPSTREAM, LSTMConfig
 
-__all__ = ["ScoredSteps", "scored_steps", "head_loss", "gradient_terms"]
+__all__ = ["ScoredSteps", "scored_steps", "head_loss", "gradient_terms", "loss_terms"]
 
 
 class ScoredSteps:
@@ -145,3 +145,30 @@ def gradient_terms(dy: np.ndarray, config: LSTMConfig, scored: ScoredSteps) -> n
         b = np.broadcast_to(scored.targets * (2.0 if config.loss == "mse" else 1.0), dy.shape)
     b = b * (scored.weight.astype(dy.dtype)[..., None] / scored.count)
     return np.abs(dy + b) + np.abs(dy)
+
+
+def loss_terms(y: np.ndarray, config: LSTMConfig, scored: ScoredSteps) -> float:
+    """The size of what an implementation rounds when it forms the loss of logits ``y``
+    (T, B, O) in its own dtype, weighted and scaled as the loss is: rounding each by eps
+    can move the loss by about eps times this.
+
+    A cross-entropy term logsumexp(y) - y[target] is a difference of the shift max y,
+    log(sum e^(y - max)) (whose sum, at least 1, is itself rounded) and y[target]; a
+    confident, right prediction makes the term far smaller than those, so its float32
+    value is only good to eps |max y|, however exact the logits. Likewise softplus(y) -
+    target y for bce and dh_top y (of either sign) for upstream; mse adds squares.
+    """
+    y = np.asarray(y).real.astype(np.float64)
+    weight = scored.weight / scored.count
+    if config.loss == "cross_entropy":
+        shift = np.max(y, axis=-1)
+        picked = np.take_along_axis(y, scored.targets[..., None], axis=-1)[..., 0]
+        log_total = np.log(np.sum(np.exp(y - shift[..., None]), axis=-1))
+        per_term = np.abs(shift) + log_total + 1.0 + np.abs(picked)
+    elif config.loss == UPSTREAM:
+        per_term = np.sum(np.abs(scored.targets * y), axis=-1)
+    elif config.loss == "mse":
+        per_term = np.sum((y - scored.targets) ** 2, axis=-1)
+    else:
+        per_term = np.sum(_softplus(y) + np.abs(scored.targets * y), axis=-1)
+    return float(np.sum(per_term * weight))

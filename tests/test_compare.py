@@ -127,3 +127,31 @@ def test_gradient_terms_are_the_parts_dy_is_the_difference_of():
     dy = head_loss(np.array([[[30.0, 0.0, 0.0]]]), one, scored)[1]
     assert abs(dy[0, 0, 0]) < 1e-12
     assert gradient_terms(dy, one, scored)[0, 0, 0] == pytest.approx(1.0, rel=1e-9)
+
+
+def test_a_confident_cross_entropy_in_float32_is_judged_at_its_terms_roundoff():
+    """Its loss (~2e-6) is far smaller than its logits (~4 and -9): float32's log-sum-exp,
+    torch's included, rounds 1 + e^-13 to a multiple of eps and is off by ~3e-3 relative,
+    which an allowance proportional to |L| alone called a mismatch of a correct reference."""
+    config = LSTMConfig(
+        input_size=1, hidden_size=6, num_layers=1, output_size=2, seq_len=12, batch_size=1, loss_at="last",
+        loss="cross_entropy", forget_bias=1.0,
+        reduction="sum", dtype="float32", final_state=False,
+    )  # fmt: skip
+    case = make_case(config, seed=2770463, weight_scale=10.0)
+    context = judging_context(case)
+    loss32, grads32 = reference.grads(case)
+    exact_loss, exact_grads = context.exact
+    eps = float(np.finfo(np.float32).eps)
+    assert abs(loss32 - exact_loss) > 64 * eps * abs(exact_loss)  # the case needs the terms' floor
+    tol = context.tolerance(exact_grads)
+    assert tol.loss_magnitude > 1000 * abs(exact_loss)
+    assert compare_gradients(case, loss32, grads32, exact_loss, exact_grads, "torch", tolerance=tol).loss.status == "ok"
+
+
+def test_a_wrong_loss_is_still_a_mismatch(case_and_grads):
+    case, loss, grads = case_and_grads
+    tol = judging_context(case).tolerance(grads)
+    assert tol.allowed_loss(loss) < 1e-9 * max(abs(loss), tol.loss_magnitude)
+    result = compare_gradients(case, loss * (1 + 1e-6), grads, loss, grads, "torch", tolerance=tol)
+    assert result.loss.status == "mismatch"

@@ -32,3 +32,10 @@ def test_each_python_example_runs_alone(block, tmp_path):
         command, cwd = [sys.executable, "-c", block], tmp_path
     proc = subprocess.run(command, cwd=cwd, capture_output=True, text=True, check=False, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_the_adapter_sizes_it_claims_are_the_files_sizes():
+    claim = re.search(r"with their adapters \((\d+) to (\d+) lines each", (ROOT / "README.md").read_text())
+    assert claim, "the README no longer states the adapters' sizes; keep this test in step with it"
+    sizes = sorted(len(text.splitlines()) for text in ADAPTERS.values())
+    assert (int(claim[1]), int(claim[2])) == (sizes[0], sizes[-1]), sizes
