@@ -12,7 +12,8 @@ from collections.abc import Callable, Sequence
 from hypothesis import note
 from hypothesis.control import currently_in_test_context
 
-from lstm_gradcheck.implementation import Implementation, as_implementation
+from lstm_gradcheck.implementation import Implementation
+from lstm_gradcheck.isolation import DEFAULT_TIMEOUT, as_implementation
 from lstm_gradcheck.oracles.records import GradientMismatchError
 from lstm_gradcheck.reference.case import Case
 from lstm_gradcheck.reference.verdicts import FAILED, NOTHING_CHECKED, UNSUPPORTED
@@ -41,7 +42,12 @@ def _note(text: str) -> None:
 
 
 def assert_gradients_match(
-    impl: Callable | str | Implementation, case: Case, oracles: Sequence[str] = ("torch",)
+    impl: Callable | str | Implementation,
+    case: Case,
+    oracles: Sequence[str] = ("torch",),
+    *,
+    in_process: bool = False,
+    timeout: float = DEFAULT_TIMEOUT,
 ) -> Report:
     """Check ``impl`` on ``case``; raise with the located mismatch if it is wrong.
 
@@ -49,6 +55,8 @@ def assert_gradients_match(
         impl: a ``grads(case)`` function, an ``--impl`` spec string or an Implementation.
         case: the case, e.g. ``make_case(LSTMConfig(...), seed)`` or one drawn by ``cases()``.
         oracles: the oracles to compare against (default the torch oracle).
+        in_process: run ``impl`` in this process instead of its worker process (not isolated).
+        timeout: seconds one call may take before it counts as hung (a failure).
 
     Raises:
         GradientMismatchError: a gradient or the loss disagrees with an oracle (the
@@ -61,7 +69,7 @@ def assert_gradients_match(
         The :class:`~lstm_gradcheck.report.Report` when everything agrees.
     """
     __tracebackhide__ = True  # pytest shows the caller's line, not this helper's
-    implementation = as_implementation(impl)
+    implementation = as_implementation(impl, in_process=in_process, timeout=timeout)
     report = build_report(case, implementation, oracles, localize=False)
     if report.outcome.status == UNSUPPORTED:
         raise NotImplementedError(f"{implementation.name} does not support this case: {report.outcome.error}")

@@ -16,7 +16,8 @@ import traceback
 from collections.abc import Sequence
 
 from lstm_gradcheck.cli_options import ArgumentError, build_parser, case_flag, wants_json
-from lstm_gradcheck.implementation import UsageError, load_implementation, reference_implementation
+from lstm_gradcheck.implementation import UsageError, reference_implementation
+from lstm_gradcheck.isolation import load_implementation
 from lstm_gradcheck.json_output import write_json
 from lstm_gradcheck.oracles.registry import oracle_names
 from lstm_gradcheck.plot import plot_report
@@ -80,7 +81,9 @@ def _check_plot(path: str | None) -> None:
 
 
 def _implementation(args: argparse.Namespace):
-    return load_implementation(args.impl) if args.impl else reference_implementation()
+    if args.impl is None:
+        return reference_implementation()
+    return load_implementation(args.impl, in_process=args.in_process, timeout=args.timeout)
 
 
 def _run_report(args: argparse.Namespace) -> int:

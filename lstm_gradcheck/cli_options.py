@@ -14,6 +14,7 @@ import math
 import sys
 
 from lstm_gradcheck import __version__
+from lstm_gradcheck.isolation import DEFAULT_TIMEOUT
 from lstm_gradcheck.oracles.registry import oracle_help
 from lstm_gradcheck.reference.config import CHOICES, FIELD_HELP, INT_FIELDS, LSTMConfig
 
@@ -144,8 +145,21 @@ def _add_impl(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--impl",
         metavar="SPEC",
-        help="the implementation to check: package.module:function or path/to/file.py:function "
-        "(default: the built-in NumPy reference)",
+        help="the implementation to check: package.module:function or path/to/file.py:function, run in a "
+        "worker process of its own (default: the built-in NumPy reference)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=_positive_float,
+        default=DEFAULT_TIMEOUT,
+        metavar="SECONDS",
+        help=f"how long one call (or the import) of the implementation may take before it counts as hung and "
+        f"fails (default {DEFAULT_TIMEOUT:g})",
+    )
+    parser.add_argument(
+        "--in-process",
+        action="store_true",
+        help="run the implementation in the harness's own process, not isolated (for a debugger); the verdict says so",
     )
 
 

@@ -1,32 +1,28 @@
-"""Loading and calling an implementation of the contract's ``grads(case)``.
+"""An implementation of the contract's ``grads(case)``, how it is called, and what it returned.
 
-``--impl`` names an implementation as ``package.module:function`` or
-``path/to/file.py:function``. A file may import its siblings: its folder is
-first on ``sys.path`` while its code runs, and the modules it loads from
-there are its own (Note [Private namespaces] in
-:mod:`lstm_gradcheck.namespaces`). A module is looked up from the current
-directory too. What an implementation prints goes to standard error.
+Every implementation the user names runs in a worker process of its own
+(Note [Worker processes] in :mod:`lstm_gradcheck.isolation`); only the harness's own code
+(its reference and the registered derivation variants) and an implementation the user
+explicitly asks to run in process (``--in-process``, ``in_process=True``) run here.
+Whatever runs, :meth:`Implementation.call` never raises: a crash, an exit, a hang or a
+malformed return is an :class:`ImplOutcome` with status "failed" and the reason.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import importlib
-import importlib.util
 import math
-import os
 import sys
 import time
 import traceback
-import types
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from lstm_gradcheck.namespaces import ModuleNamespace
+from lstm_gradcheck.loading import ImplementationLoadError, UsageError, exception_text, import_spec
 from lstm_gradcheck.reference.case import Case
 from lstm_gradcheck.reference.layout import gradient_shapes, model_gradient_names
 from lstm_gradcheck.reference.lstm import backward, forward, per_step_contributions
@@ -38,58 +34,137 @@ __all__ = [
     "ImplementationLoadError",
     "ImplOutcome",
     "Implementation",
-    "load_implementation",
-    "as_implementation",
+    "InProcess",
+    "HARNESS",
+    "IN_PROCESS",
+    "WORKER",
     "reference_implementation",
+    "in_process_implementation",
     "call_implementation",
+    "result_form",
     "validate_result",
+    "check_per_step",
+    "failure_text",
 ]
 
 OK = SUPPORTED  # the implementation's status when it returned a valid result
-
-
-class UsageError(Exception):
-    """Bad command-line use: the CLI prints the message and exits 2."""
-
-    __module__ = "lstm_gradcheck"  # public under this name
-
-
-class ImplementationLoadError(UsageError):
-    """The implementation cannot be imported or is not a function (exit 2)."""
-
-    __module__ = "lstm_gradcheck"
-
-
-@dataclass(frozen=True)
-class Implementation:
-    """A callable ``grads(case)`` plus its name for reports, and, if it offers
-    them, per-step contributions (``per_step(case) -> name -> (T, *shape)``).
-
-    ``exact`` is True for the harness's own reference alone: on a float64 case its
-    answer *is* the exact answer the judging context needs, so that is not computed
-    a second time (Note [Judging context] in :mod:`lstm_gradcheck.oracles.judging`)."""
-
-    name: str
-    grads: Callable[[Case], object]
-    per_step: Callable[[Case], Mapping[str, np.ndarray]] | None = None
-    exact: bool = False
+#: Where an implementation runs: a worker process of its own, this process because the user
+#: asked for it, or this process because it is the harness's own code.
+WORKER, IN_PROCESS, HARNESS = "worker", "in process", "harness"
 
 
 @dataclass(frozen=True)
 class ImplOutcome:
     """One call of an implementation on one case.
 
-    ``status`` is "ok", "unsupported" (it raised NotImplementedError) or
-    "failed" (it raised, or returned something the contract does not allow;
-    ``error`` says what). ``printed`` is True if it wrote to stdout (redirected).
-    """
+    ``status`` is "ok", "unsupported" (it raised NotImplementedError) or "failed" (it raised,
+    exited, crashed, hung, or returned something the contract does not allow; ``error`` says
+    what). ``output`` is what it printed during the call (stdout and stderr, shortened)."""
 
     status: str
     seconds: float
     loss: float | None = None
     grads: Mapping[str, np.ndarray] = field(default_factory=dict)
     error: str | None = None
-    printed: bool = False
+    output: str = ""
+
+    @property
+    def printed(self) -> bool:
+        return bool(self.output)
+
+
+class Implementation(ABC):
+    """What the harness checks: a ``grads(case)`` somewhere, its name for reports, where it
+    runs (``isolation``) and whether it offers per-step contributions (``per_step(case) ->
+    name -> (T, *shape)``). ``exact`` is True for the harness's reference alone."""
+
+    name: str
+    exact: bool = False
+    isolation: str = HARNESS
+
+    @property
+    @abstractmethod
+    def has_per_step(self) -> bool: ...
+
+    @abstractmethod
+    def call(self, case: Case) -> ImplOutcome:
+        """One call on ``case``; never raises (but KeyboardInterrupt)."""
+
+    @abstractmethod
+    def step_contributions(self, case: Case) -> dict[str, np.ndarray] | None:
+        """``per_step(case)`` checked against the case's shapes, or None (not offered, failed, malformed)."""
+
+
+@dataclass(frozen=True)
+class InProcess(Implementation):
+    """A ``grads(case)`` run in this process, and its ``per_step`` if it has one.
+
+    ``isolation`` is :data:`HARNESS` for the harness's own code and :data:`IN_PROCESS` for a
+    user's implementation run here because the user asked for it. ``exact`` is True for the
+    harness's reference alone: on a float64 case its answer *is* the exact answer the judging
+    context needs (Note [Judging context] in :mod:`lstm_gradcheck.oracles.judging`)."""
+
+    name: str
+    grads: Callable[[Case], object]
+    per_step: Callable[[Case], Mapping[str, np.ndarray]] | None = None
+    exact: bool = False
+    isolation: str = HARNESS
+
+    @property
+    def has_per_step(self) -> bool:
+        return self.per_step is not None
+
+    def call(self, case: Case) -> ImplOutcome:
+        """Call it on a private writable copy of ``case``; never raises (but KeyboardInterrupt).
+        ``sys.exit`` inside it is its failure, not the harness's exit."""
+        captured = _Captured()
+        start = time.perf_counter()
+        try:
+            with contextlib.redirect_stdout(captured):
+                result = self.grads(case.writable_copy())
+        except NotImplementedError as exc:
+            return ImplOutcome(
+                UNSUPPORTED, time.perf_counter() - start, error=exception_text(exc), output=captured.text
+            )
+        except (Exception, SystemExit) as exc:
+            return ImplOutcome(FAILED, time.perf_counter() - start, error=failure_text(exc), output=captured.text)
+        seconds = time.perf_counter() - start
+        try:
+            loss, grads = validate_result(case, result)
+        except ValueError as exc:
+            return ImplOutcome(FAILED, seconds, error=str(exc), output=captured.text)
+        return ImplOutcome(OK, seconds, loss, grads, output=captured.text)
+
+    def step_contributions(self, case: Case) -> dict[str, np.ndarray] | None:
+        if self.per_step is None:
+            return None
+        try:
+            with contextlib.redirect_stdout(sys.stderr):
+                return check_per_step(case, self.per_step(case.writable_copy()))
+        except Exception:
+            return None
+
+
+class _Captured:
+    """Stands in for stdout while in-process code runs: forwards to stderr and keeps what it saw."""
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+
+    def write(self, text: str) -> int:
+        if text:
+            self.parts.append(text)
+            with contextlib.suppress(OSError, ValueError):
+                sys.stderr.write(text)
+        return len(text)
+
+    def flush(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            sys.stderr.flush()
+
+    @property
+    def text(self) -> str:
+        return "".join(self.parts)
 
 
 def _reference_per_step(case: Case) -> Mapping[str, np.ndarray]:
@@ -97,155 +172,46 @@ def _reference_per_step(case: Case) -> Mapping[str, np.ndarray]:
     return per_step_contributions(cache, backward(cache))
 
 
-def reference_implementation() -> Implementation:
+def reference_implementation() -> InProcess:
     """The harness's own NumPy reference, with its per-step contributions."""
-    return Implementation("reference", reference_grads, _reference_per_step, exact=True)
+    return InProcess("reference", reference_grads, _reference_per_step, exact=True)
 
 
-def as_implementation(impl: Callable | str | Implementation) -> Implementation:
-    """Accept a ``grads`` function, an ``--impl`` spec string, or an :class:`Implementation`."""
-    if isinstance(impl, Implementation):
-        return impl
+def in_process_implementation(impl: Callable | str) -> InProcess:
+    """A user's implementation run in this process, not isolated, because the user asked for it."""
     if isinstance(impl, str):
-        return load_implementation(impl)
+        loaded = import_spec(impl)
+        return InProcess(impl, loaded.grads, loaded.per_step, isolation=IN_PROCESS)
     if not callable(impl):
         raise TypeError(f"expected a grads(case) function or a 'module:function' spec, got {impl!r}")
-    name = f"{getattr(impl, '__module__', '?')}:{getattr(impl, '__qualname__', repr(impl))}"
     per_step = getattr(impl, "per_step", None)
-    return Implementation(name, impl, per_step if callable(per_step) else None)
+    return InProcess(callable_name(impl), impl, per_step if callable(per_step) else None, isolation=IN_PROCESS)
 
 
-def load_implementation(spec: str) -> Implementation:
-    """Import ``spec`` (``package.module:function`` or ``path/to/file.py:function``)."""
-    if not isinstance(spec, str) or spec.count(":") < 1 or spec.rsplit(":", 1)[1] == "":
-        raise ImplementationLoadError(
-            f"--impl expects MODULE:FUNCTION or path/to/file.py:FUNCTION (e.g. mypkg.lstm:grads), got {spec!r}"
-        )
-    target, func_name = spec.rsplit(":", 1)
-    if not func_name.isidentifier():
-        raise ImplementationLoadError(f"--impl {spec!r}: {func_name!r} is not a Python function name")
-    namespace = None
-    if target.endswith(".py") or os.sep in target or "/" in target:
-        module, namespace = _import_file(spec, target)
-    else:
-        module = _import_module(spec, target)
-    try:
-        func = getattr(module, func_name)
-    except AttributeError:
-        public = sorted(n for n in vars(module) if callable(getattr(module, n)) and not n.startswith("_"))
-        hint = f"; it defines {', '.join(public[:8])}" if public else ""
-        raise ImplementationLoadError(f"--impl {spec!r}: {target} has no function {func_name!r}{hint}") from None
-    if not callable(func):
-        raise ImplementationLoadError(f"--impl {spec!r}: {func_name!r} is a {type(func).__name__}, not a function")
-    per_step = getattr(func, "per_step", None)
-    per_step = per_step if callable(per_step) else None
-    if namespace is not None:
-        func = namespace.wrap(func)
-        per_step = None if per_step is None else namespace.wrap(per_step)
-    return Implementation(spec, func, per_step)
-
-
-def _import_failure(spec: str, what: str, exc: BaseException) -> ImplementationLoadError:
-    # The user's line, not the import machinery's; a SyntaxError names its own line.
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if not f.filename.startswith("<frozen")]
-    where = (
-        ""
-        if isinstance(exc, SyntaxError) or not frames
-        else f" ({Path(frames[-1].filename).name}, line {frames[-1].lineno})"
-    )
-    return ImplementationLoadError(f"--impl {spec!r}: importing {what} failed: {type(exc).__name__}: {exc}{where}")
-
-
-def _import_file(spec: str, target: str) -> tuple[types.ModuleType, ModuleNamespace]:
-    path = Path(target).expanduser()
-    if not path.is_file():
-        raise ImplementationLoadError(f"--impl {spec!r}: no such file {str(path)!r}")
-    namespace = ModuleNamespace(path.parent)
-    # One name per file, so two adapter.py files in two folders are two modules.
-    digest = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:12]
-    name = f"lstm_gradcheck_impl_{digest}_{path.stem}"
-    module_spec = importlib.util.spec_from_file_location(name, path)
-    if module_spec is None or module_spec.loader is None:
-        raise ImplementationLoadError(f"--impl {spec!r}: cannot load {str(path)!r} as Python")
-    module = importlib.util.module_from_spec(module_spec)
-    try:
-        with namespace.active(), contextlib.redirect_stdout(sys.stderr):
-            sys.modules[name] = module  # dataclasses look their module up while a class is built
-            module_spec.loader.exec_module(module)
-    except BaseException as exc:
-        namespace.modules.pop(name, None)
-        if isinstance(exc, KeyboardInterrupt):
-            raise
-        raise _import_failure(spec, str(path), exc) from None
-    return module, namespace
-
-
-def _import_module(spec: str, target: str):
-    if not all(part.isidentifier() for part in target.split(".")):
-        raise ImplementationLoadError(f"--impl {spec!r}: {target!r} is not a module name or a .py file")
-    cwd = os.getcwd()
-    if cwd not in sys.path:
-        sys.path.append(cwd)  # appended, so the harness's own packages are never shadowed
-    try:
-        with contextlib.redirect_stdout(sys.stderr):
-            return importlib.import_module(target)
-    except ModuleNotFoundError as exc:
-        if exc.name and target.startswith(exc.name):
-            raise ImplementationLoadError(
-                f"--impl {spec!r}: no module named {exc.name!r} (run from the folder that contains it, "
-                "install it, or pass a path/to/file.py:function)"
-            ) from None
-        raise _import_failure(spec, target, exc) from None
-    except BaseException as exc:
-        if isinstance(exc, KeyboardInterrupt):
-            raise
-        raise _import_failure(spec, target, exc) from None
-
-
-class _Tee:
-    """Forwards writes to stderr and remembers whether anything was written."""
-
-    def __init__(self) -> None:
-        self.wrote = False
-
-    def write(self, text: str) -> int:
-        if text:
-            self.wrote = True
-        return sys.stderr.write(text)
-
-    def flush(self) -> None:
-        sys.stderr.flush()
+def callable_name(func: Callable) -> str:
+    return f"{getattr(func, '__module__', '?')}:{getattr(func, '__qualname__', repr(func))}"
 
 
 def call_implementation(impl: Implementation, case: Case) -> ImplOutcome:
-    """Call ``impl`` on a private writable copy of ``case``; never raises (but KeyboardInterrupt)."""
-    tee = _Tee()
-    start = time.perf_counter()
-    try:
-        with contextlib.redirect_stdout(tee):
-            result = impl.grads(case.writable_copy())
-    except NotImplementedError as exc:
-        return ImplOutcome(UNSUPPORTED, time.perf_counter() - start, error=_exc_text(exc), printed=tee.wrote)
-    except Exception as exc:
-        return ImplOutcome(FAILED, time.perf_counter() - start, error=_exc_text(exc, with_line=True), printed=tee.wrote)
-    seconds = time.perf_counter() - start
-    try:
-        loss, grads = validate_result(case, result)
-    except ValueError as exc:
-        return ImplOutcome(FAILED, seconds, error=str(exc), printed=tee.wrote)
-    return ImplOutcome(OK, seconds, loss, grads, printed=tee.wrote)
+    """``impl.call(case)``: the outcome of one call; never raises (but KeyboardInterrupt)."""
+    return impl.call(case)
 
 
-def _exc_text(exc: BaseException, with_line: bool = False) -> str:
-    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-    if with_line and exc.__traceback__ is not None:
-        last = traceback.extract_tb(exc.__traceback__)[-1]
-        text += f" (raised at {Path(last.filename).name}, line {last.lineno})"
+def failure_text(exc: BaseException, files: Callable[[str], bool] | None = None) -> str:
+    """``Type: message (raised at FILE, line N)``, the line being the last frame in the
+    implementation's own files (``files(path)``), else the last frame of all."""
+    text = exception_text(exc)
+    frames = traceback.extract_tb(exc.__traceback__) if exc.__traceback__ is not None else []
+    own = [f for f in frames if files is not None and files(f.filename)]
+    last = own[-1] if own else (frames[-1] if frames else None)
+    if last is not None:
+        text += f" (raised at {Path(last.filename).name}, line {last.lineno}, in {last.name})"
     return text
 
 
-def validate_result(case: Case, result: object) -> tuple[float, dict[str, np.ndarray]]:
-    """Check a return value against the contract; ``ValueError`` says what is wrong."""
+def result_form(result: object) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The return value's form: a tuple (loss, {name: numpy array}); ``ValueError`` says what
+    else it is. The loss comes back as a 0-d real array, the arrays as they were."""
     if not isinstance(result, tuple) or len(result) != 2:
         got = f"a {type(result).__name__}" + (f" of length {len(result)}" if isinstance(result, (list, tuple)) else "")
         raise ValueError(f"returned {got}; the contract asks for a tuple (loss, {{name: gradient}})")
@@ -254,28 +220,62 @@ def validate_result(case: Case, result: object) -> tuple[float, dict[str, np.nda
         loss_value = np.asarray(loss)
         if loss_value.shape != () or loss_value.dtype.kind not in "fiu":
             raise TypeError
-        loss_float = float(loss_value)
-    except (TypeError, ValueError):
-        raise ValueError(f"returned loss {loss!r}; expected a float or a 0-d real array") from None
-    if not math.isfinite(loss_float):
-        raise ValueError(f"returned a non-finite loss ({loss_float})")
+    except Exception:
+        raise ValueError(f"returned loss {_short_repr(loss)}; expected a float or a 0-d real array") from None
     if not isinstance(grads, Mapping):
         raise ValueError(f"returned {type(grads).__name__} as the gradients; expected a dict name -> numpy array")
+    out: dict[str, np.ndarray] = {}
+    for name, value in grads.items():
+        if not isinstance(name, str):
+            raise ValueError(f"returned a gradient keyed by {_short_repr(name)}; keys are names such as 'weight_ih_l0'")
+        if not isinstance(value, np.ndarray):
+            hint = " (convert with .detach().numpy())" if type(value).__module__.startswith("torch") else ""
+            raise ValueError(f"gradient {name!r} is a {type(value).__name__}, expected a numpy.ndarray{hint}")
+        if value.dtype.kind not in "fiu":
+            raise ValueError(f"gradient {name!r} has dtype {value.dtype}, expected a real floating dtype")
+        out[name] = value
+    return loss_value, out
+
+
+def _short_repr(value: object) -> str:
+    try:
+        text = repr(value)
+    except Exception:
+        text = f"<a {type(value).__name__}>"
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def validate_result(case: Case, result: object) -> tuple[float, dict[str, np.ndarray]]:
+    """Check a return value against the contract; ``ValueError`` says what is wrong."""
+    loss_value, grads = result_form(result)
+    loss_float = float(loss_value)
+    if not math.isfinite(loss_float):
+        raise ValueError(f"returned a non-finite loss ({loss_float})")
     shapes = gradient_shapes(case.config)
     known = model_gradient_names(case.config)
     out: dict[str, np.ndarray] = {}
     for name, value in grads.items():
         if name not in shapes:
             raise ValueError(f"returned a gradient for unknown key {name!r}; the case's names are {', '.join(known)}")
-        if not isinstance(value, np.ndarray):
-            hint = " (convert with .detach().numpy())" if type(value).__module__.startswith("torch") else ""
-            raise ValueError(f"gradient {name!r} is a {type(value).__name__}, expected a numpy.ndarray{hint}")
         if value.shape != shapes[name]:
             raise ValueError(f"gradient {name!r} has shape {value.shape}, expected {shapes[name]}")
-        if value.dtype.kind not in "fiu":
-            raise ValueError(f"gradient {name!r} has dtype {value.dtype}, expected a real floating dtype")
         if not np.all(np.isfinite(value)):
             bad = tuple(int(i) for i in np.argwhere(~np.isfinite(value))[0])
             raise ValueError(f"gradient {name!r} has a non-finite value {value[bad]} at index {bad}")
         out[name] = np.asarray(value, dtype=np.float64)
     return loss_float, out
+
+
+def check_per_step(case: Case, contributions: object) -> dict[str, np.ndarray] | None:
+    """Per-step contributions ``{name: (T, *shape)}`` as float64, or None if malformed."""
+    if not isinstance(contributions, Mapping):
+        return None
+    shapes = gradient_shapes(case.config)
+    out = {}
+    for name, value in contributions.items():
+        if name not in shapes or not isinstance(value, np.ndarray) or value.dtype.kind not in "fiu":
+            return None
+        if value.shape != (case.config.seq_len, *shapes[name]) or not np.all(np.isfinite(value)):
+            return None
+        out[name] = np.asarray(value, dtype=np.float64)
+    return out

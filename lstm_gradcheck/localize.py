@@ -40,7 +40,7 @@ def localize_steps(case: Case, impl: Implementation, tensors: Sequence[TensorSum
     """Step localizations for the mismatching tensors of a report."""
     bad = [t for t in tensors if t.status == MISMATCH and t.record is not None]
     per_step_names = [t.name for t in bad if is_lstm_param(t.name)]
-    if impl.per_step is not None and per_step_names:
+    if impl.has_per_step and per_step_names:
         located = _per_step(case, impl, [t for t in bad if t.name in per_step_names])
         if located is not None:
             return located
@@ -53,9 +53,8 @@ def localize_steps(case: Case, impl: Implementation, tensors: Sequence[TensorSum
 def _per_step(case: Case, impl: Implementation, bad: Sequence[TensorSummary]) -> tuple[StepLocalization, ...] | None:
     from lstm_gradcheck.oracles.torch_autograd import torch_grads  # noqa: PLC0415 (torch loads only here)
 
-    try:
-        analytic = impl.per_step(case)
-    except Exception:
+    analytic = impl.step_contributions(case)
+    if analytic is None:
         return None
     oracle = torch_grads(case, per_step=True).per_step
     out = []

@@ -63,7 +63,8 @@ class SearchItem(pytest.Item):
 
     def runtest(self) -> None:
         # The harness loads only when a search runs: every pytest session imports this plugin.
-        from lstm_gradcheck.implementation import UsageError, load_implementation  # noqa: PLC0415
+        from lstm_gradcheck.implementation import UsageError  # noqa: PLC0415
+        from lstm_gradcheck.isolation import load_implementation  # noqa: PLC0415
         from lstm_gradcheck.render import render_report  # noqa: PLC0415
         from lstm_gradcheck.report import build_report  # noqa: PLC0415
         from lstm_gradcheck.search_command import few_judged_warning  # noqa: PLC0415

@@ -23,14 +23,8 @@ from hypothesis import HealthCheck, Phase, Verbosity, example, given, settings
 from hypothesis import seed as hypothesis_seed
 from hypothesis.errors import Flaky, Unsatisfiable
 
-from lstm_gradcheck.implementation import (
-    FAILED,
-    OK,
-    UNSUPPORTED,
-    Implementation,
-    as_implementation,
-    call_implementation,
-)
+from lstm_gradcheck.implementation import FAILED, OK, UNSUPPORTED, Implementation, call_implementation
+from lstm_gradcheck.isolation import DEFAULT_TIMEOUT, as_implementation
 from lstm_gradcheck.oracles.judging import exact_answer
 from lstm_gradcheck.oracles.records import CheckResult
 from lstm_gradcheck.oracles.registry import run_oracle
@@ -192,6 +186,8 @@ def search(
     on_progress: Callable[[SearchProgress], None] | None = None,
     probe: bool = True,
     examples: Sequence[Case] = (),
+    in_process: bool = False,
+    timeout: float = DEFAULT_TIMEOUT,
 ) -> SearchResult:
     """Search for a case where ``impl`` disagrees with ``oracles``; shrink it.
 
@@ -212,7 +208,7 @@ def search(
     cases. ``progress`` (updated in place) lets a caller show counters and, on
     KeyboardInterrupt, the smallest failing case seen so far.
     """
-    impl = as_implementation(impl)
+    impl = as_implementation(impl, in_process=in_process, timeout=timeout)
     notes: tuple[str, ...] = ()
     refusals: list[str] = []
     if probe:

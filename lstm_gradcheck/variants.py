@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from lstm_gradcheck.implementation import Implementation
+from lstm_gradcheck.implementation import InProcess
 from lstm_gradcheck.localize import entry_from_end, per_step_errors
 from lstm_gradcheck.oracles.judging import JudgingContext, judging_context
 from lstm_gradcheck.oracles.records import CheckResult
@@ -46,9 +46,10 @@ __all__ = [
 ]
 
 
-def _as_impl(variant: Variant) -> Implementation:
+def _as_impl(variant: Variant) -> InProcess:
+    # A registered variant is the harness's own code: it runs here, as the reference does.
     per_step = getattr(variant.grads, "per_step", None)
-    return Implementation(f"lstm_gradcheck.reference.variants:{variant.name}", variant.grads, per_step)
+    return InProcess(f"lstm_gradcheck.reference.variants:{variant.name}", variant.grads, per_step)
 
 
 @dataclass(frozen=True)

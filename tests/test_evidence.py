@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from lstm_gradcheck import NothingCheckedError, assert_gradients_match, search
-from lstm_gradcheck.implementation import Implementation
+from lstm_gradcheck.implementation import InProcess
 from lstm_gradcheck.localize import entry_from_end, first_from_start
 from lstm_gradcheck.probing import supported_space
 from lstm_gradcheck.reference import LSTMConfig, grads, make_case
@@ -84,7 +84,7 @@ def _implementation(rule):
             raise NotImplementedError(reason)
         return grads(case)
 
-    return Implementation("rule", grads_if_supported)
+    return InProcess("rule", grads_if_supported)
 
 
 def test_probing_finds_zero_states_batch_one_and_one_step():
@@ -117,7 +117,7 @@ def test_a_v1_implementation_is_not_searched_on_the_loss_it_cannot_know():
         _ = case.params["head.weight"]
         return grads(case)
 
-    support = supported_space(Implementation("v1", v1))
+    support = supported_space(InProcess("v1", v1))
     assert "upstream" not in support.space.loss and "loss: only cross_entropy, mse, bce" in support.notes
     layer_only = _implementation(lambda c: None if c.loss == "upstream" else "only the layer's backward")
     assert _implementation(lambda c: None).name == "rule"
@@ -144,7 +144,7 @@ def test_a_refused_suffix_run_is_reported_unknown_not_guessed():
         return loss, {**g, "bias_hh_l0": 1.01 * g["bias_hh_l0"]}
 
     case = make_case(LSTMConfig(num_layers=1, seq_len=5, final_state=False, h0="zero", c0="zero"), seed=3)
-    report = build_report(case, Implementation("wrong", wrong), ["torch"])
+    report = build_report(case, InProcess("wrong", wrong), ["torch"])
     suffix = [s for s in report.steps if s.method == "suffix"]
     assert suffix and all(s.entry_step is None and "could not be measured" in s.unknown for s in suffix)
     assert report.as_json()["steps"][0]["entry_step"] is None

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from lstm_gradcheck import search
-from lstm_gradcheck.implementation import load_implementation
+from lstm_gradcheck.isolation import load_implementation
 from lstm_gradcheck.report import build_report
 from lstm_gradcheck.summaries import PREFIX, SUFFIX
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from lstm_gradcheck import __version__, search
-from lstm_gradcheck.implementation import load_implementation
+from lstm_gradcheck.isolation import load_implementation
 from lstm_gradcheck.oracles.registry import oracle_names
 from lstm_gradcheck.reference import LSTMConfig, make_case
 from lstm_gradcheck.render import render_report

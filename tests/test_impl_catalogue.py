@@ -20,7 +20,7 @@ from types import ModuleType
 import pytest
 
 from lstm_gradcheck.cli import build_parser, case_from_args, main
-from lstm_gradcheck.implementation import load_implementation
+from lstm_gradcheck.isolation import load_implementation
 from lstm_gradcheck.report import build_report
 
 IMPLS = Path(__file__).resolve().parents[1] / "examples" / "impls"

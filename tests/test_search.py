@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from lstm_gradcheck.implementation import load_implementation, reference_implementation
+from lstm_gradcheck.implementation import reference_implementation
+from lstm_gradcheck.isolation import load_implementation
 from lstm_gradcheck.reference.case import make_case
 from lstm_gradcheck.reference.config import LSTMConfig
 from lstm_gradcheck.report import build_report
@@ -91,7 +92,7 @@ def test_per_step_and_suffix_localization_agree_on_a_missing_recurrent_term():
 
     import numpy as np  # noqa: PLC0415
 
-    from lstm_gradcheck.implementation import Implementation  # noqa: PLC0415
+    from lstm_gradcheck.implementation import InProcess  # noqa: PLC0415
     from lstm_gradcheck.reference import lstm  # noqa: PLC0415
 
     def run_wrong(case):
@@ -110,8 +111,8 @@ def test_per_step_and_suffix_localization_agree_on_a_missing_recurrent_term():
             lstm.layer_backward = real
 
     case = make_case(LSTMConfig(seq_len=6), seed=5, lengths=[6, 4, 2])
-    with_steps = Implementation("w", lambda c: run_wrong(c)[:2], lambda c: run_wrong(c)[2])
-    black_box = Implementation("b", lambda c: run_wrong(c)[:2])
+    with_steps = InProcess("w", lambda c: run_wrong(c)[:2], lambda c: run_wrong(c)[2])
+    black_box = InProcess("b", lambda c: run_wrong(c)[:2])
     entries_a = {s.tensor: s.entry_step for s in build_report(case, with_steps, ["torch"]).steps}
     entries_b = {s.tensor: s.entry_step for s in build_report(case, black_box, ["torch"]).steps}
     assert entries_a["weight_hh_l0"] == entries_b["weight_hh_l0"] == 4  # T - 2: the last step has no recurrence

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from lstm_gradcheck.implementation import load_implementation
+from lstm_gradcheck.isolation import load_implementation
 from lstm_gradcheck.report import build_report, case_json
 from lstm_gradcheck.searching import DEFAULT_MAX_EXAMPLES, search
 

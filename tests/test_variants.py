@@ -21,12 +21,13 @@ import pytest
 
 from lstm_gradcheck import reference
 from lstm_gradcheck.cli import main
-from lstm_gradcheck.implementation import load_implementation
+from lstm_gradcheck.isolation import load_implementation
 from lstm_gradcheck.oracles.compare import compare_gradients
 from lstm_gradcheck.oracles.judging import judging_context
 from lstm_gradcheck.oracles.records import CheckResult
 from lstm_gradcheck.oracles.registry import run_oracle
-from lstm_gradcheck.reference.case import Case
+from lstm_gradcheck.reference.case import Case, make_case
+from lstm_gradcheck.reference.config import LSTMConfig
 from lstm_gradcheck.reference.layout import LSTM_PARAM_KINDS
 from lstm_gradcheck.reference.lstm import backward, forward, per_step_contributions
 from lstm_gradcheck.reference.lstm import grads as reference_grads
@@ -88,8 +89,12 @@ def test_registry_has_every_seed_and_a_catalogue_of_25_wrong_variants():
 
 def test_each_variant_is_an_implementation_for_the_cli():
     impl = load_implementation("lstm_gradcheck.reference.variants:seed004_eq3_no_recurrent_dh")
-    assert impl.grads is VARIANTS["seed004_eq3_no_recurrent_dh"].grads
-    assert impl.per_step is not None
+    variant = VARIANTS["seed004_eq3_no_recurrent_dh"]
+    case = make_case(LSTMConfig(seq_len=3, num_layers=1), seed=2)
+    outcome = impl.call(case)  # in its worker process: the same numbers as the variant here
+    loss, grads = variant.grads(case)
+    assert outcome.loss == loss and all(np.array_equal(outcome.grads[n], g) for n, g in grads.items())
+    assert impl.has_per_step and impl.step_contributions(case) is not None
     assert "seed002_printed_jacobian" in dir(reference.variants)
     assert repr(VARIANTS["seed004_eq3_no_recurrent_dh"].grads) == "Derivation(recurrent_dh=False)"
 
