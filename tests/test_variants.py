@@ -90,7 +90,7 @@ def test_registry_has_every_seed_and_a_catalogue_of_25_wrong_variants():
 def test_each_variant_is_an_implementation_for_the_cli():
     impl = load_implementation("lstm_gradcheck.reference.variants:seed004_eq3_no_recurrent_dh")
     variant = VARIANTS["seed004_eq3_no_recurrent_dh"]
-    case = make_case(LSTMConfig(seq_len=3, num_layers=1), seed=2)
+    case = build_case({"seq_len": 3}, seed=2)
     outcome = impl.call(case)  # in its worker process: the same numbers as the variant here
     loss, grads = variant.grads(case)
     assert outcome.loss == loss and all(np.array_equal(outcome.grads[n], g) for n, g in grads.items())
