@@ -26,8 +26,7 @@ from lstm_gradcheck.oracles.compare import compare_gradients
 from lstm_gradcheck.oracles.judging import judging_context
 from lstm_gradcheck.oracles.records import CheckResult
 from lstm_gradcheck.oracles.registry import run_oracle
-from lstm_gradcheck.reference.case import Case, make_case
-from lstm_gradcheck.reference.config import LSTMConfig
+from lstm_gradcheck.reference.case import Case
 from lstm_gradcheck.reference.layout import LSTM_PARAM_KINDS
 from lstm_gradcheck.reference.lstm import backward, forward, per_step_contributions
 from lstm_gradcheck.reference.lstm import grads as reference_grads
