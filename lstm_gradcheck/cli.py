@@ -11,11 +11,16 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
+import signal
 import sys
+import threading
 import traceback
 from collections.abc import Sequence
+from typing import TextIO
 
+from lstm_gradcheck import streams
 from lstm_gradcheck.cli_options import ArgumentError, build_parser, case_flag, wants_json
+from lstm_gradcheck.coverage import parse_require
 from lstm_gradcheck.implementation import UsageError, reference_implementation
 from lstm_gradcheck.isolation import load_implementation
 from lstm_gradcheck.json_output import write_json
@@ -91,7 +96,7 @@ def _run_report(args: argparse.Namespace) -> int:
     _check_oracles(args.oracle)
     _check_plot(args.plot)
     impl = _implementation(args)
-    report = build_report(case, impl, args.oracle)
+    report = build_report(case, impl, args.oracle, require=parse_require(args.require))
     if args.plot and report.steps:
         plot_report(report, args.plot, impl)
     if args.json:
@@ -101,10 +106,12 @@ def _run_report(args: argparse.Namespace) -> int:
         if args.plot and report.steps:
             sys.stdout.write(f"plot: {args.plot}\n")
     if args.plot and not report.steps and report.verdict != NOTHING_CHECKED:
-        sys.stderr.write("lstm-gradcheck: --plot: nothing to draw: no step localization (every gradient agrees)\n")
+        streams.write(
+            sys.stderr, "lstm-gradcheck: --plot: nothing to draw: no step localization (every gradient agrees)\n"
+        )
     if report.verdict == NOTHING_CHECKED:  # the reason is in the report (text) or its "why" (JSON)
         reason = report.nothing_checked_reason if args.json else "see the report above"
-        sys.stderr.write(f"lstm-gradcheck: nothing checked: {reason}\n")
+        streams.write(sys.stderr, f"lstm-gradcheck: nothing checked: {reason}\n")
     return report.exit_status
 
 
@@ -118,20 +125,68 @@ def _run_variants(args: argparse.Namespace) -> int:
 
 
 def _error(as_json: bool, message: str, status: int, **extra: object) -> int:
-    sys.stderr.write(message if message.endswith("\n") else message + "\n")
+    streams.write(sys.stderr, message if message.endswith("\n") else message + "\n")
     if as_json:
         write_json({"verdict": ERROR, "exit_status": status, "error": message.strip(), **extra}, sys.stdout)
     return status
 
 
+class _Stdout:
+    """The real stdout, but a write it cannot take is remembered, not raised: the verdict's exit
+    status must not become an internal error because the output had nowhere to go."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self.failure: BaseException | None = None
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except (OSError, ValueError) as exc:
+            self.failure = self.failure or exc
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except (OSError, ValueError) as exc:
+            self.failure = self.failure or exc
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._stream, name)
+
+
+def _terminated(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM ends a run as Ctrl-C does: the verdict so far, then exit 130
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``lstm-gradcheck`` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    streams.ensure_standard_fds()
+    real_stdout, guarded = sys.stdout, _Stdout(sys.stdout)
+    sys.stdout = guarded  # type: ignore[assignment]
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _terminated)
+    try:
+        status = _main(argv)
+    finally:
+        sys.stdout = real_stdout
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    if guarded.failure is not None:
+        streams.write(sys.stderr, f"lstm-gradcheck: could not write the output to stdout: {guarded.failure}\n")
+        streams.forget_unwritten_stdout()
+    return status
+
+
+def _main(argv: list[str]) -> int:
     as_json = wants_json(argv)
     try:
         args = build_parser().parse_args(argv)
     except ArgumentError as exc:
-        sys.stderr.write(exc.usage)
+        streams.write(sys.stderr, exc.usage)
         return _error(as_json, str(exc), 2)
     commands = {"report": _run_report, "search": _run_search, "variants": _run_variants}
     try:

@@ -12,11 +12,13 @@ import argparse
 import dataclasses
 import math
 import sys
+import textwrap
 
 from lstm_gradcheck import __version__
 from lstm_gradcheck.isolation import DEFAULT_TIMEOUT
 from lstm_gradcheck.oracles.registry import oracle_help
 from lstm_gradcheck.reference.config import CHOICES, FIELD_HELP, INT_FIELDS, LSTMConfig
+from lstm_gradcheck.searching import DEFAULT_PROFILE, PROFILES
 
 __all__ = ["ArgumentError", "build_parser", "case_flag", "EXIT_STATUS_HELP"]
 
@@ -163,6 +165,34 @@ def _add_impl(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_require(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--require",
+        metavar="all|NAMES",
+        help="tensors a pass needs judged: 'all', or names and patterns such as weight_hh_l*,x (default: every "
+        "tensor the implementation provided; those it never provided are named)",
+    )
+
+
+def _nonnegative_float(text: str) -> float:
+    value = _finite_float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+    return value
+
+
+def _search_epilog() -> str:
+    lines = ["search space (--profile), before support probing narrows it to what the implementation accepts:"]
+    for name, profile in PROFILES.items():
+        text = f"{name}: {profile.max_examples} examples; {profile.space.bounds()}"
+        lines += textwrap.wrap(text, 78, initial_indent="  ", subsequent_indent="      ")
+    every = (
+        "every loss, reduction, placement, dtype and cell, with and without lengths and the final-state term, "
+        "random or zero h0/c0"
+    )
+    return "\n".join(lines + textwrap.wrap(every, 78, initial_indent="  ", subsequent_indent="  ")) + "\n"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``lstm-gradcheck`` parser (see ``lstm-gradcheck --help``)."""
     formatter = argparse.RawDescriptionHelpFormatter
@@ -187,6 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument(
         "--oracle", action="append", metavar="NAME", help="run this oracle (repeatable; default every one that fits)"
     )
+    _add_require(report)
     report.add_argument("--json", action="store_true", help="print one JSON object on stdout and nothing else")
     report.add_argument("--plot", metavar="FILE.png", help="also draw a heatmap of the error per gate and time step")
     _add_case_options(report)
@@ -197,18 +228,33 @@ def build_parser() -> argparse.ArgumentParser:
         description="A Hypothesis search (the property suite's strategies) for a case where the implementation "
         "disagrees with the oracles; the failure is shrunk to a minimal case, reported in full, and printed as a "
         "ready-to-run `lstm-gradcheck report` command line.",
-        epilog=f"oracles (--oracle NAME):\n{oracle_help()}\n\n{SEARCH_EXAMPLES}\n{EXIT_STATUS_HELP}",
+        epilog=f"{_search_epilog()}\noracles (--oracle NAME):\n{oracle_help()}\n\n{SEARCH_EXAMPLES}\n"
+        + EXIT_STATUS_HELP,
         formatter_class=formatter,
     )
     _add_impl(search)
     search.add_argument(
-        "--max-examples", type=_positive_int, default=None, metavar="N", help="cases to try (default 200)"
+        "--profile",
+        choices=tuple(PROFILES),
+        default=DEFAULT_PROFILE,
+        help=f"the space and number of examples (default {DEFAULT_PROFILE}; see 'search space' below)",
+    )
+    search.add_argument(
+        "--max-examples", type=_positive_int, default=None, metavar="N", help="cases to try (default: the profile's)"
     )
     search.add_argument("--seed", type=_seed, default=0, help="the search's seed: the same seed gives the same result")
     search.add_argument(
         "--oracle", action="append", metavar="NAME", help="oracle(s) the search compares against (default torch)"
     )
+    _add_require(search)
     search.add_argument("--json", action="store_true", help="print one JSON object on stdout and nothing else")
+    bounds = search.add_argument_group("search space (upper bounds; default: the profile's)")
+    for field in ("hidden", "input", "seq_len", "batch", "layers", "output"):
+        what = {"seq_len": "seq_len", "layers": "num_layers"}.get(field, f"{field}_size")
+        bounds.add_argument(case_flag(f"max_{field}"), type=_positive_int, metavar="N", help=f"largest {what}")
+    bounds.add_argument(
+        "--forget-bias-range", type=_nonnegative_float, metavar="R", help="forget_bias drawn from [-R, R] (and 0)"
+    )
 
     variants = sub.add_parser(
         "variants",

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lstm_gradcheck import streams
 from lstm_gradcheck.loading import ImplementationLoadError, UsageError, exception_text, import_spec
 from lstm_gradcheck.reference.case import Case
 from lstm_gradcheck.reference.layout import gradient_shapes, model_gradient_names
@@ -59,7 +60,8 @@ class ImplOutcome:
 
     ``status`` is "ok", "unsupported" (it raised NotImplementedError) or "failed" (it raised,
     exited, crashed, hung, or returned something the contract does not allow; ``error`` says
-    what). ``output`` is what it printed during the call (stdout and stderr, shortened)."""
+    what; ``timed_out`` if it hung). ``output`` is what it printed during the call (stdout and
+    stderr, shortened)."""
 
     status: str
     seconds: float
@@ -67,6 +69,7 @@ class ImplOutcome:
     grads: Mapping[str, np.ndarray] = field(default_factory=dict)
     error: str | None = None
     output: str = ""
+    timed_out: bool = False
 
     @property
     def printed(self) -> bool:
@@ -154,13 +157,11 @@ class _Captured:
     def write(self, text: str) -> int:
         if text:
             self.parts.append(text)
-            with contextlib.suppress(OSError, ValueError):
-                sys.stderr.write(text)
+            streams.write(sys.stderr, text)
         return len(text)
 
     def flush(self) -> None:
-        with contextlib.suppress(OSError, ValueError):
-            sys.stderr.flush()
+        pass
 
     @property
     def text(self) -> str:

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lstm_gradcheck import streams
 from lstm_gradcheck.implementation import (
     FAILED,
     IN_PROCESS,
@@ -73,6 +74,14 @@ class Source:
     spec: str
     sys_path: tuple[str, ...] | None
     cwd: str
+
+
+@dataclass(frozen=True)
+class CallFailure:
+    """Why a call got no reply: the process ended, hung (``timed_out``) or could not start."""
+
+    reason: str
+    timed_out: bool = False
 
 
 class Worker:
@@ -174,13 +183,13 @@ class Worker:
 
     # ------------------------------------------------------------------ calls
 
-    def call(self, op: str, case: Case, timeout: float) -> tuple[dict, dict[str, np.ndarray], str] | str:
-        """Ask the worker to run ``op`` on ``case``: (reply, arrays, output), or the reason it failed."""
+    def call(self, op: str, case: Case, timeout: float) -> tuple[dict, dict[str, np.ndarray], str] | CallFailure:
+        """Ask the worker to run ``op`` on ``case``: (reply, arrays, output), or why there is none."""
         with self._lock:
             if not self.alive:
                 reason = self.start(timeout)
                 if reason is not None:
-                    return f"its worker process could not be restarted: {reason}"
+                    return CallFailure(f"its worker process could not be restarted: {reason}")
             header, arrays = case_to_wire(case)
             deadline = time.monotonic() + timeout
             try:
@@ -188,9 +197,10 @@ class Worker:
                 reply, values = read_message(self._reply, deadline, _reply_bytes(case, op))
             except WireTimeout:
                 self.kill()
-                return f"it did not return within {timeout:g} s (--timeout); its process was stopped"
+                text = f"it did not return within {timeout:g} s (--timeout); its process was stopped"
+                return CallFailure(text + self._tail(), timed_out=True)
             except WireError as exc:
-                return f"its process ended during the call: {self._ending(exc)}{self._tail()}"
+                return CallFailure(f"its process ended during the call: {self._ending(exc)}{self._tail()}")
             return reply, values, self.drain_output()
 
     def drain_output(self) -> str:
@@ -207,9 +217,7 @@ class Worker:
         text = data.decode("utf-8", errors="replace")
         if new > OUTPUT_KEPT:
             text += f"\n[... {new - OUTPUT_KEPT} more bytes of output]\n"
-        with contextlib.suppress(OSError, ValueError):
-            sys.stderr.write(text)
-            sys.stderr.flush()
+        streams.write(sys.stderr, text)
         return text
 
     def _tail(self) -> str:
@@ -240,8 +248,8 @@ class Isolated(Implementation):
     def call(self, case: Case) -> ImplOutcome:
         start = time.perf_counter()
         answer = self.worker.call(GRADS, case, self.timeout)
-        if isinstance(answer, str):
-            return ImplOutcome(FAILED, time.perf_counter() - start, error=answer)
+        if isinstance(answer, CallFailure):
+            return ImplOutcome(FAILED, time.perf_counter() - start, error=answer.reason, timed_out=answer.timed_out)
         reply, arrays, output = answer
         status, seconds = reply.get("status"), reply.get("seconds")
         seconds = float(seconds) if isinstance(seconds, (int, float)) else time.perf_counter() - start
@@ -261,7 +269,7 @@ class Isolated(Implementation):
         if not self.has_per_step:
             return None
         answer = self.worker.call(PER_STEP, case, self.timeout)
-        if isinstance(answer, str) or answer[0].get("status") != OK:
+        if isinstance(answer, CallFailure) or answer[0].get("status") != OK:
             return None
         arrays = answer[1]
         return check_per_step(case, {n[len(GRAD_PREFIX) :]: a for n, a in arrays.items() if n.startswith(GRAD_PREFIX)})
@@ -403,9 +411,9 @@ def _spec_of(func: Callable) -> str:
     return f"{module_name}:{qualname}"
 
 
-def isolation_note(impl: Implementation) -> str | None:
+def isolation_note(isolation: str) -> str | None:
     """The verdict's word on an implementation that ran unisolated at the user's request, else None."""
-    if impl.isolation != IN_PROCESS:
+    if isolation != IN_PROCESS:
         return None
     return (
         "the implementation ran in the harness's own process, as asked (--in-process / in_process=True): "

@@ -1,68 +1,85 @@
-"""Support probing: narrow the search space to the settings an implementation supports.
+"""Support probing: find, on tiny cases, the regions of the search space an implementation supports.
 
-Before a search, the implementation is called on tiny cases. A call that
-raises ``NotImplementedError`` says "not supported"; anything else (a result,
-a crash, a malformed return) says "supported", so the search then reports
-the crash as a finding. Values added after contract v1 (the loss
-``upstream``) are the exception: code written for v1 may not know them, so
-they count as supported only when the implementation returns a valid result
-on them, or when it supports no v1 value of that setting (then a crash on
+Before a search, the implementation is called on tiny cases. A call that raises
+``NotImplementedError`` says "not supported"; anything else (a result, a crash, a
+malformed return) says "supported", so the search then reports the crash as a finding.
+Values added after contract v1 (the loss ``upstream``) are the exception: code written for
+v1 may not know them, so they count as supported only when the implementation returns a
+valid result on them, or when it supports no v1 value of that setting (then a crash on
 them is its failure, reported as such). See Note [Probing order].
 
 Note [Probing order]
 --------------------
-A base case is found first: every combination of the categorical settings
-(:data:`~lstm_gradcheck.reference.config.CHOICES`, zero initial states
-included) at sizes 2, one layer, forget_bias 0; if every one is refused, again
-with batch 1, then with batch 1 and one step. From the base, each setting is
-varied alone, then 2-3 layers, lengths and a nonzero forget_bias. A base at
-batch 1 or one step narrows the space to that size.
+A base is found first: the first supported combination of the categorical settings at
+sizes 2 (then batch 1, then also one step). With the base's other settings, a grid is
+probed whole: batch 1 or 2, one step or two, one layer or two, h0 and c0 random or zero,
+so no size or state is ruled out because of another. The supported cells are covered by
+maximal boxes, the regions the search draws from; in each, every other setting, lengths,
+a nonzero forget_bias and a third layer are tried from the region's simplest cell.
 """
 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from lstm_gradcheck.implementation import FAILED, OK, UNSUPPORTED, Implementation, call_implementation
+from lstm_gradcheck.implementation import FAILED, OK, UNSUPPORTED, Implementation
 from lstm_gradcheck.properties.strategies import DEFAULT_SPACE, CaseSpace
 from lstm_gradcheck.reference.case import make_case
 from lstm_gradcheck.reference.config import CHOICES, V1_CHOICES, CaseError, LSTMConfig
 
-__all__ = ["PROBE_SIZES", "FALLBACK_SIZES", "Support", "supported_space"]
+__all__ = ["PROBE_SIZES", "FALLBACK_SIZES", "GRID", "Support", "supported_space"]
 
 PROBE_SIZES = {"input_size": 2, "hidden_size": 2, "output_size": 2, "seq_len": 2, "batch_size": 2, "num_layers": 1}
 #: Tried in this order when every setting is refused at PROBE_SIZES (Note [Probing order]).
 FALLBACK_SIZES: tuple[dict[str, int], ...] = ({}, {"batch_size": 1}, {"batch_size": 1, "seq_len": 1})
+#: The grid's settings and the values probed for each (Note [Probing order]); 2 stands for "2 or more".
+GRID: tuple[tuple[str, tuple[object, ...]], ...] = (
+    ("batch_size", (1, 2)),
+    ("seq_len", (1, 2)),
+    ("num_layers", (1, 2)),
+    ("h0", CHOICES["h0"]),
+    ("c0", CHOICES["c0"]),
+)
+_GRID_NAMES = tuple(name for name, _ in GRID)
 #: At most this many distinct refusal messages are kept for the "nothing checked" message.
 _MAX_REFUSALS = 3
+
+Cell = tuple[object, ...]
+Box = tuple[tuple[object, ...], ...]
 
 
 @dataclass(frozen=True)
 class Support:
-    """What probing found: the narrowed ``space``, ``notes`` saying what was narrowed,
-    ``found`` (some probe was supported) and the implementation's own words when it
-    refused (distinct ``NotImplementedError`` messages, for a "nothing checked" verdict)."""
+    """What probing found: the regions of the space the implementation supports (``spaces``,
+    the simplest first), ``notes`` saying what was narrowed, ``found`` (some probe was
+    supported) and the implementation's own words when it refused (distinct
+    ``NotImplementedError`` messages, for a "nothing checked" verdict)."""
 
-    space: CaseSpace
+    spaces: tuple[CaseSpace, ...]
     notes: tuple[str, ...]
     found: bool
     refusals: tuple[str, ...] = ()
 
 
 class _Prober:
-    """Calls the implementation on tiny cases, remembering its refusals."""
+    """Calls the implementation on tiny cases, remembering each answer and its refusals."""
 
     def __init__(self, impl: Implementation) -> None:
         self.impl = impl
         self.refusals: list[str] = []
+        self._seen: dict[tuple, str] = {}
 
     def status(self, config: LSTMConfig, lengths: list[int] | None = None) -> str:
-        outcome = call_implementation(self.impl, make_case(config, seed=0, lengths=lengths))
-        if outcome.status == UNSUPPORTED and outcome.error and len(self.refusals) < _MAX_REFUSALS:
-            if outcome.error not in self.refusals:
-                self.refusals.append(outcome.error)
-        return outcome.status
+        key = (config, None if lengths is None else tuple(lengths))
+        if key not in self._seen:
+            outcome = self.impl.call(make_case(config, seed=0, lengths=lengths))
+            if outcome.status == UNSUPPORTED and outcome.error and len(self.refusals) < _MAX_REFUSALS:
+                if outcome.error not in self.refusals:
+                    self.refusals.append(outcome.error)
+            self._seen[key] = outcome.status
+        return self._seen[key]
 
     def supports(self, config: LSTMConfig, lengths: list[int] | None = None) -> bool:
         return self.status(config, lengths) != UNSUPPORTED
@@ -98,6 +115,90 @@ def _find_base(prober: _Prober, space: CaseSpace) -> LSTMConfig | None:
     return fallback
 
 
+def _grid_values(space: CaseSpace) -> tuple[tuple[object, ...], ...]:
+    """The grid's values that ``space`` allows (batch, steps, layers, h0, c0)."""
+
+    def classes(low: int, high: int) -> tuple[int, ...]:  # 1 stands for itself, 2 for "2 or more"
+        return tuple(v for v, ok in ((1, low <= 1), (2, high >= 2)) if ok)
+
+    allowed = {
+        "batch_size": classes(space.min_batch, space.max_batch),
+        "seq_len": classes(space.min_seq, space.long_seq),
+        "num_layers": classes(space.min_layers, space.max_layers),
+        "h0": space.h0,
+        "c0": space.c0,
+    }
+    return tuple(allowed[name] for name in _GRID_NAMES)
+
+
+def _regions(supported: set[Cell], values: Sequence[tuple[object, ...]]) -> list[Box]:
+    """Maximal boxes of supported cells covering them all, greedily, the simplest first."""
+    subsets = [[c for r in range(1, len(v) + 1) for c in itertools.combinations(v, r)] for v in values]
+    boxes = [box for box in itertools.product(*subsets) if all(cell in supported for cell in itertools.product(*box))]
+    maximal = [b for b in boxes if not any(o != b and _within(b, o) for o in boxes)]
+    chosen: list[Box] = []
+    covered: set[Cell] = set()
+    while covered != supported:
+        best = max(maximal, key=lambda b: len(set(itertools.product(*b)) - covered))
+        chosen.append(best)
+        covered |= set(itertools.product(*best))
+    order = {cell: k for k, cell in enumerate(itertools.product(*values))}
+    return sorted(chosen, key=lambda b: min(order[c] for c in itertools.product(*b)))
+
+
+def _within(inner: Box, outer: Box) -> bool:
+    return all(set(a) <= set(b) for a, b in zip(inner, outer, strict=True))
+
+
+def _cell_config(base: LSTMConfig, cell: Cell, **more: object) -> LSTMConfig:
+    return base.replace(**{**dict(zip(_GRID_NAMES, cell, strict=True)), **more})
+
+
+def _region_space(space: CaseSpace, box: Box, layers: int) -> CaseSpace:
+    batch, steps, depth, h0, c0 = (set(v) for v in box)
+    changes: dict[str, object] = {
+        "h0": tuple(v for v in space.h0 if v in h0),
+        "c0": tuple(v for v in space.c0 if v in c0),
+    }
+    if batch == {1}:
+        changes.update(min_batch=1, max_batch=1)
+    elif batch == {2}:
+        changes["min_batch"] = max(2, space.min_batch)
+    if steps == {1}:
+        changes.update(min_seq=1, short_seq=1, long_seq=1, with_lengths=False)
+    elif steps == {2}:
+        changes["min_seq"] = max(2, space.min_seq)
+    changes["max_layers"] = 1 if depth == {1} else layers
+    if depth == {2}:
+        changes["min_layers"] = max(2, space.min_layers)
+    return space.restrict(**changes)
+
+
+def _box_notes(space: CaseSpace, region: CaseSpace) -> list[str]:
+    """What a region narrows, relative to the space asked for."""
+    notes = []
+    for name in CHOICES:
+        if getattr(region, name) != getattr(space, name):
+            notes.append(f"{name}: only {', '.join(map(str, getattr(region, name)))}")
+    if region.max_batch == 1 and space.max_batch > 1:
+        notes.append("batch_size: only 1")
+    elif region.min_batch > space.min_batch:
+        notes.append(f"batch_size: from {region.min_batch}")
+    if region.long_seq == 1 and space.long_seq > 1:
+        notes.append("seq_len: only 1")
+    elif region.min_seq > space.min_seq:
+        notes.append(f"seq_len: from {region.min_seq}")
+    if region.min_layers > space.min_layers:
+        notes.append(f"num_layers: from {region.min_layers}")
+    if region.max_layers < space.max_layers:
+        notes.append(f"num_layers: up to {region.max_layers}")
+    if space.with_lengths and not region.with_lengths and region.long_seq > 1:
+        notes.append("lengths: not supported")
+    if region.forget_bias_range == 0 and space.forget_bias_range > 0:
+        notes.append("forget_bias: only 0")
+    return notes
+
+
 def _values(prober: _Prober, base: LSTMConfig, name: str, values: tuple) -> tuple:
     """The values of setting ``name`` the implementation supports, each tried alone from ``base``."""
     statuses = {}
@@ -117,41 +218,60 @@ def _values(prober: _Prober, base: LSTMConfig, name: str, values: tuple) -> tupl
     return tuple(kept)
 
 
-def supported_space(impl: Implementation, space: CaseSpace = DEFAULT_SPACE) -> Support:
-    """Narrow ``space`` to the settings ``impl`` supports (Note [Probing order]).
+def _narrow_region(prober: _Prober, space: CaseSpace, region: CaseSpace, box: Box, base: LSTMConfig) -> CaseSpace:
+    """Every other setting, lengths, a nonzero forget_bias and more layers, tried from the region's simplest cell."""
+    rep = _cell_config(base, tuple(v[0] for v in box))
+    narrowed: dict[str, object] = {}
+    for name in CHOICES:
+        if name in _GRID_NAMES:
+            continue
+        values = getattr(space, name)
+        kept = _values(prober, rep, name, values)
+        if kept != values:
+            narrowed[name] = kept
+    longer = rep.replace(seq_len=2) if 2 in box[1] else None
+    padded = [2, 1] if rep.batch_size == 2 else [1]
+    if space.with_lengths and (longer is None or not prober.supports(longer, lengths=padded)):
+        narrowed["with_lengths"] = False
+    if space.forget_bias_range > 0 and not prober.supports(rep.replace(forget_bias=1.0)):
+        narrowed.update(forget_bias_special=(), forget_bias_range=0.0)
+    return region.restrict(**narrowed)
 
-    An implementation may still refuse some combinations; the search counts those
-    as unsupported examples.
+
+def _max_layers(prober: _Prober, space: CaseSpace, boxes: list[Box], base: LSTMConfig) -> int:
+    """The most layers supported (from 2, where the grid found two supported)."""
+    deep = [box for box in boxes if 2 in box[2]]
+    if not deep:
+        return 1
+    rep = _cell_config(base, tuple(v[0] for v in deep[0]), num_layers=2)
+    layers = 2
+    while layers < space.max_layers and prober.supports(rep.replace(num_layers=layers + 1)):
+        layers += 1
+    return layers
+
+
+def supported_space(impl: Implementation, space: CaseSpace = DEFAULT_SPACE) -> Support:
+    """The regions of ``space`` that ``impl`` supports (Note [Probing order]).
+
+    An implementation may still refuse some combinations inside a region; the search
+    counts those as unsupported examples.
     """
     prober = _Prober(impl)
     base = _find_base(prober, space)
     if base is None:
-        return Support(space, ("the implementation refused every probe",), False, tuple(prober.refusals))
-    narrowed: dict[str, object] = {}
-    notes = []
-    for name in CHOICES:
-        values = getattr(space, name)
-        kept = _values(prober, base, name, values)
-        if kept != values:
-            narrowed[name] = kept
-            notes.append(f"{name}: only {', '.join(map(str, kept))}")
-    if base.batch_size < PROBE_SIZES["batch_size"]:
-        narrowed.update(min_batch=1, max_batch=1)
-        notes.append("batch_size: only 1")
-    if base.seq_len < PROBE_SIZES["seq_len"]:
-        narrowed.update(short_seq=1, long_seq=1, with_lengths=False)
-        notes.append("seq_len: only 1")
-    layers = 1
-    while layers < space.max_layers and prober.supports(base.replace(num_layers=layers + 1)):
-        layers += 1
-    if layers < space.max_layers:
-        narrowed["max_layers"] = layers
-        notes.append(f"num_layers: up to {layers}")
-    padded = [2, 1] if base.batch_size == 2 else [1]
-    if space.with_lengths and base.seq_len >= 2 and not prober.supports(base, lengths=padded):
-        narrowed["with_lengths"] = False
-        notes.append("lengths: not supported")
-    if not prober.supports(base.replace(forget_bias=1.0)):
-        narrowed.update(forget_bias_special=(), forget_bias_range=0.0)
-        notes.append("forget_bias: only 0")
-    return Support(space.restrict(**narrowed), tuple(notes), True, tuple(prober.refusals))
+        return Support((space,), ("the implementation refused every probe",), False, tuple(prober.refusals))
+    values = _grid_values(space)
+    cells = {cell for cell in itertools.product(*values) if prober.supports(_cell_config(base, cell))}
+    if not cells:  # the base itself is supported, so only a nondeterministic implementation gets here
+        cells = {tuple(getattr(base, name) for name in _GRID_NAMES)}
+    boxes = _regions(cells, values)
+    layers = _max_layers(prober, space, boxes, base)
+    spaces = tuple(_narrow_region(prober, space, _region_space(space, b, layers), b, base) for b in boxes)
+    per_region = [_box_notes(space, region) for region in spaces]
+    if len(spaces) == 1:
+        notes = per_region[0]
+    else:
+        notes = [f"supported in {len(spaces)} regions, searched alike"] + [
+            f"region {k}: {', '.join(n) or 'everything else'}" for k, n in enumerate(per_region, start=1)
+        ]
+    return Support(spaces, tuple(notes), True, tuple(prober.refusals))

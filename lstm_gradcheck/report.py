@@ -11,14 +11,17 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from lstm_gradcheck.coverage import Require, TensorCoverage
 from lstm_gradcheck.implementation import (
     FAILED,
+    HARNESS,
     OK,
     UNSUPPORTED,
     Implementation,
     ImplOutcome,
     call_implementation,
 )
+from lstm_gradcheck.isolation import isolation_note
 from lstm_gradcheck.localize import localize_steps
 from lstm_gradcheck.oracles.judging import JudgingContext, judging_context
 from lstm_gradcheck.oracles.registry import by_precedence, default_oracles, oracle_names, run_oracle, start_torch
@@ -48,6 +51,17 @@ class Report:
     steps: tuple[StepLocalization, ...] = ()
     notes: tuple[str, ...] = ()
     timings: Mapping[str, float] = field(default_factory=dict)
+    isolation: str = HARNESS
+    require: Require = field(default_factory=Require)
+
+    @property
+    def coverage(self) -> TensorCoverage:
+        """This one case's tensors: present, provided, judged (:mod:`lstm_gradcheck.coverage`)."""
+        coverage = TensorCoverage()
+        if self.outcome.status == OK:
+            judged = [t.name for t in self.tensors if t.status == TENSOR_OK and not t.record.ill_conditioned]
+            coverage.add(model_gradient_names(self.case.config), self.outcome.grads, judged)
+        return coverage
 
     @property
     def loss_mismatch(self) -> bool:
@@ -66,7 +80,7 @@ class Report:
             return FAIL
         if any(o.verdict == FAIL for o in self.oracles):
             return FAIL
-        return PASS if self.judged else NOTHING_CHECKED
+        return PASS if self.judged and not self.coverage.unmet(self.require) else NOTHING_CHECKED
 
     @property
     def judged(self) -> bool:
@@ -84,6 +98,8 @@ class Report:
                 "(for example --h0 zero --c0 zero for code with zero initial states, --loss upstream for code "
                 "without a head, --batch-size 1, --seq-len 1, --num-layers 1, --no-final-state)"
             )
+        if self.judged:
+            return self.coverage.unmet_text(self.require) + "; return those gradients, or narrow --require"
         if not self.outcome.grads:
             return (
                 "the implementation returned no gradient (an empty dict), so nothing could be judged; return "
@@ -117,9 +133,13 @@ class Report:
             "implementation": self.implementation,
             "case": case_json(self.case),
             "implementation_status": self.outcome.status,
+            "isolation": self.isolation,
         }
         if self.outcome.error is not None:
             out["error"] = self.outcome.error
+        if self.outcome.output:
+            out["implementation_output"] = self.outcome.output
+        out["require"] = self.require.describe()
         if self.nothing_checked_reason is not None:
             out["why"] = self.nothing_checked_reason
         out["loss"] = self._loss_json()
@@ -197,6 +217,7 @@ def build_report(
     *,
     localize: bool = True,
     context: JudgingContext | None = None,
+    require: Require | None = None,
 ) -> Report:
     """Check ``impl`` on ``case`` against ``oracles`` (default: every one that fits).
 
@@ -229,9 +250,16 @@ def build_report(
     timings["implementation"] = outcome.seconds
     notes: list[str] = []
     if outcome.printed:
-        notes.append("the implementation printed to standard output; its output was sent to standard error")
+        notes.append(
+            f"the implementation printed to standard output or error ({len(outcome.output)} characters); it went to "
+            "standard error "
+            '(and, with --json, to "implementation_output")'
+        )
+    if isolation_note(impl.isolation):
+        notes.append(str(isolation_note(impl.isolation)))
+    where = {"isolation": impl.isolation, "require": require or Require()}
     if outcome.status in (FAILED, UNSUPPORTED):
-        return Report(case, impl.name, outcome, (), (), notes=tuple(notes), timings=timings)
+        return Report(case, impl.name, outcome, (), (), notes=tuple(notes), timings=timings, **where)
     if context is None:
         start = time.perf_counter()
         context = judging_context(case, exact=(outcome.loss, outcome.grads))
@@ -256,4 +284,4 @@ def build_report(
         start = time.perf_counter()
         steps = localize_steps(case, impl, tensors)
         timings["localization"] = time.perf_counter() - start
-    return Report(case, impl.name, outcome, tuple(reports), tensors, steps, tuple(notes), timings)
+    return Report(case, impl.name, outcome, tuple(reports), tensors, steps, tuple(notes), timings, **where)

@@ -14,15 +14,19 @@ import sys
 
 from hypothesis.configuration import set_hypothesis_home_dir
 
+from lstm_gradcheck import streams
+from lstm_gradcheck.coverage import parse_require
 from lstm_gradcheck.implementation import Implementation
+from lstm_gradcheck.isolation import isolation_note
 from lstm_gradcheck.json_output import write_json
+from lstm_gradcheck.properties.strategies import CaseSpace
 from lstm_gradcheck.reference.verdicts import FAIL, INTERRUPTED
 from lstm_gradcheck.render import render_report
 from lstm_gradcheck.report import build_report, case_json
 from lstm_gradcheck.searching import (
-    DEFAULT_MAX_EXAMPLES,
     FEW_JUDGED,
     NOTHING_CHECKED,
+    PROFILES,
     SearchProgress,
     SearchResult,
     report_command,
@@ -55,8 +59,13 @@ def _summary(result: SearchResult, max_examples: int) -> dict[str, object]:
         "seconds": result.seconds,
         "seed": result.seed,
         "max_examples": max_examples,
+        "space": result.bounds,
         "supported": list(result.space_notes),
         "refusals": list(result.refusals),
+        "isolation": result.isolation,
+        "tensors": result.coverage.as_json(),
+        "not_provided": result.coverage.never_provided(),
+        "require": result.require.describe(),
     }
     warning = few_judged_warning(result)
     if warning is not None:
@@ -72,23 +81,59 @@ def _hypothesis_home_outside_cwd() -> None:
     set_hypothesis_home_dir(os.path.join(cache, "lstm-gradcheck", "hypothesis"))
 
 
+def search_space(args: argparse.Namespace) -> tuple[CaseSpace, int]:
+    """The space and example count of ``--profile``, with the command line's bounds."""
+    profile = PROFILES[args.profile]
+    space = profile.space.with_bounds(
+        max_hidden=args.max_hidden,
+        max_input=args.max_input,
+        max_seq_len=args.max_seq_len,
+        max_batch=args.max_batch,
+        max_layers=args.max_layers,
+        max_output=args.max_output,
+        forget_bias_range=args.forget_bias_range,
+    )
+    return space, args.max_examples or profile.max_examples
+
+
+def _passing_lines(result: SearchResult, summary: dict[str, object]) -> list[str]:
+    """What a search that found nothing says under its first line: where it looked, what it judged."""
+    lines = [f"space: {result.bounds}"]
+    if result.space_notes:
+        lines.append(f"searched only what it supports: {'; '.join(result.space_notes)}")
+    if result.coverage.answered:
+        lines.append(result.coverage.line())
+    missing = result.coverage.never_provided()
+    if missing:
+        lines.append(f"not provided on any example (so never checked): {', '.join(missing)}")
+    note = isolation_note(result.isolation)
+    if note:
+        lines.append(f"WARNING: {note}")
+    if summary.get("warning"):
+        lines.append(str(summary["warning"]))
+    return lines
+
+
 def run_search_command(args: argparse.Namespace, impl: Implementation) -> int:
     _hypothesis_home_outside_cwd()
     progress = SearchProgress()
-    max_examples = args.max_examples or DEFAULT_MAX_EXAMPLES
+    space, max_examples = search_space(args)
+    require = parse_require(args.require)
     try:
         result = search(
             impl,
             max_examples=max_examples,
             seed=args.seed,
             oracles=tuple(args.oracle or ("torch",)),
+            space=space,
             progress=progress,
             on_progress=terminal_progress(sys.stderr),
+            require=require,
         )
     except KeyboardInterrupt:
         return _interrupted(args, progress)
-    if sys.stderr.isatty():
-        sys.stderr.write("\r" + progress.line() + "\n")
+    if streams.is_terminal(sys.stderr):
+        streams.write(sys.stderr, "\r" + progress.line() + "\n")
     summary = _summary(result, max_examples)
     narrowed = f"; searched only what it supports ({'; '.join(result.space_notes)})" if result.space_notes else ""
     counts = f"{result.examples} examples ({result.judged} judged, {result.unsupported} unsupported)"
@@ -97,12 +142,12 @@ def run_search_command(args: argparse.Namespace, impl: Implementation) -> int:
             write_json({**summary, "case": None, "gradients": [], "oracles": [], "timings": {}}, sys.stdout)
         elif result.verdict == NOTHING_CHECKED:
             sys.stdout.write(f"nothing checked in {counts} in {result.seconds:.1f} s (seed {result.seed})\n")
+            sys.stdout.write("".join(f"{line}\n" for line in _passing_lines(result, summary)))
         else:
-            sys.stdout.write(f"no failing case in {counts} in {result.seconds:.1f} s (seed {result.seed}){narrowed}\n")
-            if summary.get("warning"):
-                sys.stdout.write(f"{summary['warning']}\n")
+            sys.stdout.write(f"no failing case in {counts} in {result.seconds:.1f} s (seed {result.seed})\n")
+            sys.stdout.write("".join(f"{line}\n" for line in _passing_lines(result, summary)))
         if result.verdict == NOTHING_CHECKED:
-            sys.stderr.write(f"lstm-gradcheck: nothing checked: {result.nothing_checked_message()}\n")
+            streams.write(sys.stderr, f"lstm-gradcheck: nothing checked: {result.nothing_checked_message()}\n")
             return 2
         return 0
     report = build_report(result.case, impl)

@@ -23,14 +23,17 @@ from hypothesis import HealthCheck, Phase, Verbosity, example, given, settings
 from hypothesis import seed as hypothesis_seed
 from hypothesis.errors import Flaky, Unsatisfiable
 
-from lstm_gradcheck.implementation import FAILED, OK, UNSUPPORTED, Implementation, call_implementation
+from lstm_gradcheck import streams
+from lstm_gradcheck.coverage import Require, TensorCoverage
+from lstm_gradcheck.implementation import FAILED, OK, UNSUPPORTED, WORKER, Implementation, call_implementation
 from lstm_gradcheck.isolation import DEFAULT_TIMEOUT, as_implementation
 from lstm_gradcheck.oracles.judging import exact_answer
 from lstm_gradcheck.oracles.records import CheckResult
 from lstm_gradcheck.oracles.registry import run_oracle
 from lstm_gradcheck.probing import supported_space
-from lstm_gradcheck.properties.strategies import DEFAULT_SPACE, CaseSpace, Judged, judged_cases
+from lstm_gradcheck.properties.strategies import DEFAULT_SPACE, THOROUGH_SPACE, CaseSpace, Judged, judged_cases
 from lstm_gradcheck.reference.case import Case
+from lstm_gradcheck.reference.layout import model_gradient_names
 from lstm_gradcheck.reference.verdicts import FAIL, NOTHING_CHECKED, PASS
 from lstm_gradcheck.reference.verdicts import OK as OK_TENSOR
 
@@ -41,10 +44,31 @@ __all__ = [
     "report_command",
     "case_size",
     "DEFAULT_MAX_EXAMPLES",
+    "Profile",
+    "PROFILES",
+    "DEFAULT_PROFILE",
     "FEW_JUDGED",
 ]
 
 DEFAULT_MAX_EXAMPLES = 200
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A search's space and number of examples, by name (``--profile``)."""
+
+    space: CaseSpace
+    max_examples: int
+
+
+#: The search profiles: ``ci`` is the default; ``thorough`` draws longer sequences, larger
+#: sizes and saturated gates, as the property suite's profile of that name does.
+PROFILES = {
+    "dev": Profile(DEFAULT_SPACE, 50),
+    "ci": Profile(DEFAULT_SPACE, DEFAULT_MAX_EXAMPLES),
+    "thorough": Profile(THOROUGH_SPACE, 2500),
+}
+DEFAULT_PROFILE = "ci"
 #: Below this share of judged examples a passing search says loudly on how little it rests.
 FEW_JUDGED = 0.1
 JUDGED, NOT_JUDGED = "judged", "not judged"
@@ -58,6 +82,15 @@ class _Found(Exception):
         self.case = case
 
 
+class _StopShrinking(BaseException):
+    """Too many hung calls while shrinking: the smallest failing case so far stands
+    (a BaseException, so Hypothesis lets it through rather than shrink it)."""
+
+
+#: Hung calls a search waits out after the first before it stops shrinking a hang.
+MAX_TIMEOUTS = 3
+
+
 @dataclass
 class SearchProgress:
     """Counters a search updates as it runs (read by the progress display)."""
@@ -69,6 +102,8 @@ class SearchProgress:
     started: float = field(default_factory=time.perf_counter)
     smallest: Case | None = None
     smallest_why: str | None = None
+    coverage: TensorCoverage = field(default_factory=TensorCoverage)
+    timeouts: int = 0
 
     @property
     def elapsed(self) -> float:
@@ -86,8 +121,10 @@ class SearchResult:
     """What a search found: ``case`` is the shrunk failing case (None if none).
 
     ``judged`` counts the examples on which some provided gradient was judged by
-    an oracle (or the implementation was found wrong); ``refusals`` holds the
-    implementation's own words when it refused (NotImplementedError messages).
+    an oracle (or the implementation was found wrong); ``coverage`` counts it per tensor,
+    and a pass needs ``require`` met (:mod:`lstm_gradcheck.coverage`); ``refusals`` holds
+    the implementation's own words when it refused (NotImplementedError messages);
+    ``bounds`` the sizes drawn and ``isolation`` where the implementation ran.
     """
 
     found: bool
@@ -101,13 +138,18 @@ class SearchResult:
     space_notes: tuple[str, ...] = ()
     judged: int = 0
     refusals: tuple[str, ...] = ()
+    coverage: TensorCoverage = field(default_factory=TensorCoverage)
+    require: Require = field(default_factory=Require)
+    bounds: str = ""
+    isolation: str = WORKER
 
     @property
     def verdict(self) -> str:
-        """ "fail" (found), "nothing checked" (no example was judged) or "pass"."""
+        """ "fail" (found), "nothing checked" (no example was judged, or a required tensor never
+        was) or "pass"."""
         if self.found:
             return FAIL
-        return NOTHING_CHECKED if self.judged == 0 else PASS
+        return NOTHING_CHECKED if self.judged == 0 or self.coverage.unmet(self.require) else PASS
 
     @property
     def few_judged(self) -> bool:
@@ -116,6 +158,11 @@ class SearchResult:
 
     def nothing_checked_message(self) -> str:
         """Why nothing was judged and what would be needed (for a "nothing checked" verdict)."""
+        if self.judged and self.coverage.unmet(self.require):
+            return (
+                self.coverage.unmet_text(self.require)
+                + "; return those gradients, or say with --require which tensors a pass needs"
+            )
         if self.unsupported == self.examples:
             text = f"the implementation refused all {self.examples} examples (NotImplementedError)"
         else:
@@ -150,10 +197,14 @@ def case_size(case: Case) -> tuple:
 class _Judgement:
     """One example's verdict: ``why`` the implementation is wrong (None if it is not), and
     ``status``: "unsupported", "judged" (some provided gradient was judged by some oracle, or it
-    is wrong) or "not judged" (it gave no gradient, or no oracle could judge what it gave)."""
+    is wrong) or "not judged" (it gave no gradient, or no oracle could judge what it gave);
+    ``judged`` names the tensors an oracle judged, ``provided`` those it returned."""
 
     status: str
     why: str | None = None
+    provided: frozenset[str] = frozenset()
+    judged: frozenset[str] = frozenset()
+    timed_out: bool = False
 
 
 def _judge(impl: Implementation, drawn: Judged, oracles: Sequence[str]) -> _Judgement:
@@ -161,18 +212,20 @@ def _judge(impl: Implementation, drawn: Judged, oracles: Sequence[str]) -> _Judg
     if outcome.status == UNSUPPORTED:
         return _Judgement(UNSUPPORTED, outcome.error)
     if outcome.status == FAILED:
-        return _Judgement(JUDGED, f"the implementation failed: {outcome.error}")
+        return _Judgement(JUDGED, f"the implementation failed: {outcome.error}", timed_out=outcome.timed_out)
     assert outcome.status == OK
     context = drawn.context()
-    judged = False
+    provided = frozenset(outcome.grads)
+    judged: set[str] = set()
     for name in oracles:
         report = run_oracle(name, context, outcome.loss, outcome.grads)
         check: CheckResult | None = report.check
         if report.verdict == FAIL:
-            return _Judgement(JUDGED, check.describe() if check is not None else f"oracle {name} failed")
+            why = check.describe() if check is not None else f"oracle {name} failed"
+            return _Judgement(JUDGED, why, provided, frozenset(judged))
         if check is not None:
-            judged = judged or any(t.status == OK_TENSOR and not t.ill_conditioned for t in check.tensors)
-    return _Judgement(JUDGED if judged else NOT_JUDGED)
+            judged |= {t.name for t in check.tensors if t.status == OK_TENSOR and not t.ill_conditioned}
+    return _Judgement(JUDGED if judged else NOT_JUDGED, None, provided, frozenset(judged))
 
 
 def search(
@@ -188,6 +241,7 @@ def search(
     examples: Sequence[Case] = (),
     in_process: bool = False,
     timeout: float = DEFAULT_TIMEOUT,
+    require: Require | None = None,
 ) -> SearchResult:
     """Search for a case where ``impl`` disagrees with ``oracles``; shrink it.
 
@@ -206,14 +260,17 @@ def search(
     twenty, constants it reads from the project modules loaded in the process,
     so a search inside a test session with more modules imported can try other
     cases. ``progress`` (updated in place) lets a caller show counters and, on
-    KeyboardInterrupt, the smallest failing case seen so far.
+    KeyboardInterrupt, the smallest failing case seen so far. ``in_process`` runs ``impl`` in
+    this process (not isolated); ``timeout`` bounds each call; ``require`` says which
+    tensors a pass needs judged (default: every one it provided).
     """
     impl = as_implementation(impl, in_process=in_process, timeout=timeout)
     notes: tuple[str, ...] = ()
     refusals: list[str] = []
+    spaces: tuple[CaseSpace, ...] = (space,)
     if probe:
         support = supported_space(impl, space)
-        space, notes, refusals = support.space, support.notes, list(support.refusals)
+        spaces, notes, refusals = support.spaces, support.notes, list(support.refusals)
     progress = progress if progress is not None else SearchProgress()
     state: dict[str, object] = {"last": None, "why": None}
 
@@ -225,8 +282,15 @@ def search(
             progress.unsupported += 1
             if judgement.why and judgement.why not in refusals and len(refusals) < 3:
                 refusals.append(judgement.why)
-        elif judgement.status == JUDGED:
-            progress.judged += 1
+        else:
+            if judgement.status == JUDGED:
+                progress.judged += 1
+            if judgement.provided or judgement.why is None:
+                progress.coverage.add(model_gradient_names(case.config), judgement.provided, judgement.judged)
+        if judgement.timed_out:
+            progress.timeouts += 1
+            if progress.timeouts > MAX_TIMEOUTS and progress.smallest is not None:
+                raise _StopShrinking
         if on_progress is not None:
             on_progress(progress)
         if judgement.status == UNSUPPORTED or judgement.why is None:
@@ -238,7 +302,7 @@ def search(
             progress.smallest, progress.smallest_why = case, why
         raise _Found(case, why)
 
-    test = given(judged_cases(space))(check_one)
+    test = given(judged_cases(spaces))(check_one)
     for case in reversed(examples):  # decorators apply bottom-up; keep the given order
         test = example(Judged(case, exact_answer(case)))(test)
     run = settings(
@@ -257,11 +321,15 @@ def search(
     def result(found: bool, case: Case | None = None, why: str | None = None) -> SearchResult:
         return SearchResult(
             found, progress.examples, progress.unsupported, time.perf_counter() - start, seed, case, why,
-            space_notes=notes, judged=progress.judged, refusals=tuple(refusals),
+            space_notes=notes, judged=progress.judged, refusals=tuple(refusals), coverage=progress.coverage,
+            require=require or Require(), bounds=space.bounds(), isolation=impl.isolation,
         )  # fmt: skip
 
     try:
         run()
+    except _StopShrinking:
+        why = f"{progress.smallest_why} (shrinking stopped after {progress.timeouts} calls hung)"
+        return result(True, progress.smallest, why)
     except _Found as found:
         return result(True, state["last"] if state["last"] is not None else found.case, str(state["why"]))
     except Flaky:
@@ -298,7 +366,7 @@ def report_command(case: Case, impl_spec: str | None) -> str:
 
 def terminal_progress(stream=sys.stderr, every: float = 0.25) -> Callable[[SearchProgress], None]:
     """A progress callback: one updating line on a terminal, nothing when piped."""
-    if not stream.isatty():
+    if not streams.is_terminal(stream):
         return lambda progress: None
     last = [0.0]
 
@@ -306,7 +374,6 @@ def terminal_progress(stream=sys.stderr, every: float = 0.25) -> Callable[[Searc
         now = time.perf_counter()
         if now - last[0] >= every:
             last[0] = now
-            stream.write("\r" + progress.line() + " " * 8)
-            stream.flush()
+            streams.write(stream, "\r" + progress.line() + " " * 8)
 
     return show

@@ -6,6 +6,7 @@ import json
 import sys
 from argparse import Namespace
 
+from lstm_gradcheck import streams
 from lstm_gradcheck.implementation import UsageError
 from lstm_gradcheck.reference.variants import VARIANTS
 from lstm_gradcheck.reference.verdicts import FAIL, PASS
@@ -88,15 +89,15 @@ def run_variants_command(args: Namespace) -> int:
             raise UsageError(f"--only: unknown variant(s) {unknown}; see lstm-gradcheck variants --json for names")
 
     def progress(outcome: VariantOutcome) -> None:
-        if sys.stderr.isatty():
-            sys.stderr.write(f"\r{outcome.variant.name[:60]:60s}")
+        if streams.is_terminal(sys.stderr):
+            streams.write(sys.stderr, f"\r{outcome.variant.name[:60]:60s}")
             sys.stderr.flush()
 
     outcomes = run_variants(
         names, max_examples=args.max_examples, seed=args.seed, pinned=not args.search_only, on_outcome=progress
     )
-    if sys.stderr.isatty():
-        sys.stderr.write("\r" + " " * 60 + "\r")
+    if streams.is_terminal(sys.stderr):
+        streams.write(sys.stderr, "\r" + " " * 60 + "\r")
     matrix = kill_matrix(names) if args.matrix else []
     status = 0 if all(o.verdict_as_recorded for o in outcomes) else 1
     if args.json:

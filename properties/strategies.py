@@ -23,6 +23,7 @@ gradients.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
@@ -66,14 +67,18 @@ class CaseSpace:
     average), so it needs ``"sum"`` in ``reduction``.
     """
 
-    max_input: int = 6
-    max_hidden: int = 6
+    max_input: int = 12
+    max_hidden: int = 16
     max_layers: int = 3
     max_output: int = 5
     max_batch: int = 5
     min_batch: int = 1
     short_seq: int = 12
     long_seq: int = 40
+    usual_input: int = 6
+    usual_hidden: int = 6
+    min_seq: int = 1
+    min_layers: int = 1
     loss_at: tuple[str, ...] = CHOICES["loss_at"]
     loss: tuple[str, ...] = CHOICES["loss"]
     reduction: tuple[str, ...] = CHOICES["reduction"]
@@ -100,23 +105,78 @@ class CaseSpace:
         if "sum" not in self.reduction and all(loss == UPSTREAM for loss in self.loss):
             raise ValueError("CaseSpace: the loss 'upstream' needs reduction 'sum', which the space excludes")
         sizes = ("max_input", "max_hidden", "max_layers", "max_output", "max_batch", "min_batch", "short_seq")
-        for name in (*sizes, "long_seq"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"CaseSpace.{name}: expected an integer >= 1, got {getattr(self, name)}")
-        if self.min_batch > self.max_batch or self.short_seq > self.long_seq:
-            raise ValueError("CaseSpace: min_batch must not exceed max_batch, nor short_seq long_seq")
+        for name in (*sizes, "long_seq", "usual_input", "usual_hidden", "min_seq", "min_layers"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"CaseSpace.{name}: expected an integer >= 1, got {value!r}")
+        for low, high in (("min_batch", "max_batch"), ("short_seq", "long_seq"), ("min_seq", "short_seq"),
+                          ("min_layers", "max_layers")):  # fmt: skip
+            if getattr(self, low) > getattr(self, high):
+                raise ValueError(f"CaseSpace: {low} ({getattr(self, low)}) exceeds {high} ({getattr(self, high)})")
+        if not (isinstance(self.forget_bias_range, (int, float)) and 0 <= self.forget_bias_range < 1e6):
+            raise ValueError(f"CaseSpace.forget_bias_range: expected a number >= 0, got {self.forget_bias_range!r}")
 
     def restrict(self, **changes: object) -> CaseSpace:
+        return replace(self, **changes)
+
+    def with_bounds(
+        self,
+        *,
+        max_hidden: int | None = None,
+        max_input: int | None = None,
+        max_seq_len: int | None = None,
+        max_batch: int | None = None,
+        max_layers: int | None = None,
+        max_output: int | None = None,
+        forget_bias_range: float | None = None,
+    ) -> CaseSpace:
+        """The space with new upper bounds (None keeps one); the usual sizes are capped to them."""
+        changes: dict[str, object] = {}
+        if max_hidden is not None:
+            changes.update(max_hidden=max_hidden, usual_hidden=min(self.usual_hidden, max_hidden))
+        if max_input is not None:
+            changes.update(max_input=max_input, usual_input=min(self.usual_input, max_input))
+        if max_seq_len is not None:
+            changes.update(long_seq=max_seq_len, short_seq=min(self.short_seq, max_seq_len))
+            changes["min_seq"] = min(self.min_seq, max_seq_len)
+        if max_batch is not None:
+            changes.update(max_batch=max_batch, min_batch=min(self.min_batch, max_batch))
+        if max_layers is not None:
+            changes.update(max_layers=max_layers, min_layers=min(self.min_layers, max_layers))
+        if max_output is not None:
+            changes["max_output"] = max_output
+        if forget_bias_range is not None:
+            special = tuple(v for v in self.forget_bias_special if abs(v) <= forget_bias_range)
+            changes.update(forget_bias_range=float(forget_bias_range), forget_bias_special=special)
         return replace(self, **changes)
 
     def losses(self) -> tuple[str, ...]:
         """The losses that can be drawn (``upstream`` only where ``sum`` is allowed)."""
         return tuple(loss for loss in self.loss if loss != UPSTREAM or "sum" in self.reduction)
 
+    def bounds(self) -> str:
+        """The sizes and forget_bias range drawn, in one line (for the search's summary and help)."""
+
+        def span(low: int, usual: int, high: int) -> str:
+            return f"{low}-{high}" + (f" (mostly <= {usual})" if usual < high else "")
+
+        special = ", ".join(f"{v:g}" for v in self.forget_bias_special)
+        bias = f"[-{self.forget_bias_range:g}, {self.forget_bias_range:g}]" + (f" and {special}" if special else "")
+        return (
+            f"hidden {span(1, self.usual_hidden, self.max_hidden)}, input {span(1, self.usual_input, self.max_input)}, "
+            f"seq_len {span(self.min_seq, self.short_seq, self.long_seq)}, "
+            f"batch {self.min_batch}-{self.max_batch}, layers {self.min_layers}-{self.max_layers}, "
+            f"output 1-{self.max_output}, forget_bias 0, {bias}"
+        )
+
+
+#: One space, or the regions of several (what support probing finds an implementation accepts).
+Spaces = CaseSpace | tuple[CaseSpace, ...]
 
 DEFAULT_SPACE = CaseSpace()
 THOROUGH_SPACE = CaseSpace(
-    max_hidden=8,
+    max_hidden=24,
+    usual_hidden=8,
     max_batch=6,
     long_seq=200,
     forget_bias_special=(1.0, -1.0, 5.0, -5.0, 20.0, -20.0),
@@ -131,26 +191,33 @@ def active_space() -> CaseSpace:
     return THOROUGH_SPACE if os.environ.get("HYPOTHESIS_PROFILE") == "thorough" else DEFAULT_SPACE
 
 
+def _mostly_up_to(low: int, usual: int, high: int) -> st.SearchStrategy[int]:
+    """Mostly low..usual, one draw in four low..high.
+
+    The wide class contains the usual values, so a large failing case shrinks to a small
+    one without switching class (switching would re-map the value and could lose the failure).
+    """
+    if usual >= high:
+        return st.integers(low, high)
+    return st.integers(0, 3).flatmap(lambda k: st.integers(low, high if k == 3 else usual))
+
+
 @lru_cache(maxsize=64)
 def seq_lens(space: CaseSpace = DEFAULT_SPACE) -> st.SearchStrategy[int]:
-    """Mostly 1..short_seq, one draw in four 1..long_seq.
-
-    The long class contains the short values, so a long failing case shrinks
-    to a short one without switching class (switching would re-map the value
-    and could lose the failure).
-    """
-    return st.integers(0, 3).flatmap(lambda k: st.integers(1, space.long_seq if k == 3 else space.short_seq))
+    """Mostly min_seq..short_seq, one draw in four min_seq..long_seq."""
+    return _mostly_up_to(space.min_seq, space.short_seq, space.long_seq)
 
 
 @lru_cache(maxsize=64)
 def dims(space: CaseSpace = DEFAULT_SPACE) -> st.SearchStrategy[dict[str, int]]:
-    """Sizes from 1: input, hidden, layers, output, batch, and :func:`seq_lens`."""
+    """Sizes: input and hidden (mostly up to their usual bound, sometimes up to the max),
+    layers, output, batch, and :func:`seq_lens`."""
     return st.fixed_dictionaries(
         {
-            "num_layers": st.integers(1, space.max_layers),
+            "num_layers": st.integers(space.min_layers, space.max_layers),
             "seq_len": seq_lens(space),
-            "hidden_size": st.integers(1, space.max_hidden),
-            "input_size": st.integers(1, space.max_input),
+            "hidden_size": _mostly_up_to(1, space.usual_hidden, space.max_hidden),
+            "input_size": _mostly_up_to(1, space.usual_input, space.max_input),
             "output_size": st.integers(1, space.max_output),
             "batch_size": st.integers(space.min_batch, space.max_batch),
         }
@@ -160,9 +227,17 @@ def dims(space: CaseSpace = DEFAULT_SPACE) -> st.SearchStrategy[dict[str, int]]:
 @lru_cache(maxsize=64)
 def forget_biases(space: CaseSpace = DEFAULT_SPACE) -> st.SearchStrategy[float]:
     """0 first, then the telling values (+-1, +-5, ...), then any in the range (0 excluded
-    when ``space.nonzero_forget_bias``)."""
+    when ``space.nonzero_forget_bias``): a unit interval drawn evenly, then a point in it,
+    so every window of the range is reached (a float strategy alone favours a few values)."""
     bound = space.forget_bias_range
-    anywhere = st.floats(-bound, bound, allow_nan=False, allow_infinity=False)
+    whole = math.ceil(bound)
+    anywhere = (
+        st.just(0.0)
+        if bound == 0
+        else st.tuples(st.integers(-whole, whole - 1), st.floats(0.0, 1.0, exclude_max=True)).map(
+            lambda unit: float(np.clip(unit[0] + unit[1], -bound, bound))
+        )
+    )
     if space.nonzero_forget_bias:
         return st.one_of(st.sampled_from(space.forget_bias_special), anywhere.filter(lambda b: b != 0))
     return st.one_of(st.just(0.0), st.sampled_from(space.forget_bias_special), anywhere)
@@ -261,12 +336,14 @@ class Judged:
 
 @st.composite
 def judged_cases(
-    draw: st.DrawFn, space: CaseSpace = DEFAULT_SPACE, config: st.SearchStrategy[LSTMConfig] | None = None
+    draw: st.DrawFn, space: Spaces = DEFAULT_SPACE, config: st.SearchStrategy[LSTMConfig] | None = None
 ) -> Judged:
     """A random valid :class:`Case`, ``make_case(config, seed, lengths, weight_scale)``,
     with its exact answer.
 
-    The arrays come from :func:`lstm_gradcheck.reference.case.make_case`'s parts (params,
+    ``space`` may be several spaces (the regions an implementation supports): each example
+    comes from one of them. The arrays come from
+    :func:`lstm_gradcheck.reference.case.make_case`'s parts (params,
     inputs, targets, final-state gradients, each from its own stream of the
     seed), so every case found here is reproducible from the command line:
     ``lstm-gradcheck report --seed S --weight-scale W ...``.
@@ -275,9 +352,7 @@ def judged_cases(
 
 
 @st.composite
-def cases(
-    draw: st.DrawFn, space: CaseSpace = DEFAULT_SPACE, config: st.SearchStrategy[LSTMConfig] | None = None
-) -> Case:
+def cases(draw: st.DrawFn, space: Spaces = DEFAULT_SPACE, config: st.SearchStrategy[LSTMConfig] | None = None) -> Case:
     """The cases of :func:`judged_cases`, without their exact answers.
 
     The same draws, not ``judged_cases(...).map(...)``: a map adds a span, which changes
@@ -286,7 +361,11 @@ def cases(
     return _draw_judged(draw, space, config).case
 
 
-def _draw_judged(draw: st.DrawFn, space: CaseSpace, config: st.SearchStrategy[LSTMConfig] | None) -> Judged:
+def _draw_judged(draw: st.DrawFn, space: Spaces, config: st.SearchStrategy[LSTMConfig] | None) -> Judged:
+    if isinstance(space, tuple):
+        # Regions of what an implementation supports (support probing): one region first,
+        # the simplest by its position, then the case inside it.
+        space = space[draw(st.integers(0, len(space) - 1))] if len(space) > 1 else space[0]
     cfg = draw(_configs_of(space) if config is None else config)
     lengths = draw(lengths_for(cfg, space))
     case = make_case(cfg, draw(SEEDS), lengths, weight_scale=draw(weight_scales(space)))

@@ -118,10 +118,10 @@ def test_a_v1_implementation_is_not_searched_on_the_loss_it_cannot_know():
         return grads(case)
 
     support = supported_space(InProcess("v1", v1))
-    assert "upstream" not in support.space.loss and "loss: only cross_entropy, mse, bce" in support.notes
+    assert "upstream" not in support.spaces[0].loss and "loss: only cross_entropy, mse, bce" in support.notes
     layer_only = _implementation(lambda c: None if c.loss == "upstream" else "only the layer's backward")
     assert _implementation(lambda c: None).name == "rule"
-    assert supported_space(layer_only).space.loss == ("upstream",)
+    assert supported_space(layer_only).spaces[0].loss == ("upstream",)
 
 
 def test_an_entry_step_never_rests_on_an_unmeasured_step():

@@ -95,7 +95,7 @@ MALFORMED: tuple[MalformedEntry, ...] = (
         file="prints_to_stdout.py",
         description="correct but prints with print(): passes, its output goes to stderr",
         exit_status=0,
-        message="the implementation printed to standard output",
+        message="the implementation printed to standard output or error",
         implementation_status="ok",
     ),
 )
