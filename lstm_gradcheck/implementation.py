@@ -60,7 +60,8 @@ class ImplOutcome:
 
     ``status`` is "ok", "unsupported" (it raised NotImplementedError) or "failed" (it raised,
     exited, crashed, hung, or returned something the contract does not allow; ``error`` says
-    what; ``timed_out`` if it hung). ``output`` is what it printed during the call (stdout and
+    what; ``timed_out`` if it hung; ``lost_worker`` if its worker process hung or ended and is
+    restarted for the next call). ``output`` is what it printed during the call (stdout and
     stderr, shortened)."""
 
     status: str
@@ -70,6 +71,7 @@ class ImplOutcome:
     error: str | None = None
     output: str = ""
     timed_out: bool = False
+    lost_worker: bool = False
 
     @property
     def printed(self) -> bool:

@@ -60,8 +60,10 @@ __all__ = [
     "isolation_note",
 ]
 
-#: Seconds one call (and one import) of an implementation may take before it counts as hung.
+#: Seconds one call of an implementation may take before it counts as hung.
 DEFAULT_TIMEOUT = 60.0
+#: Its import may take at least this long, whatever the call's timeout (torch alone takes seconds).
+IMPORT_TIMEOUT = 60.0
 #: Output kept per call for reports; the rest is counted.
 OUTPUT_KEPT = 16_384
 _BOOT = "import sys; sys.path.pop(0); from lstm_gradcheck.worker import main; main(sys.argv)"
@@ -109,6 +111,7 @@ class Worker:
 
     def start(self, timeout: float) -> str | None:
         """Start the process and import the implementation; the reason it failed, or None."""
+        timeout = max(timeout, IMPORT_TIMEOUT)
         self.kill()
         request_read, self._request = os.pipe()
         self._reply, reply_write = os.pipe()
@@ -131,7 +134,7 @@ class Worker:
             reply, _ = read_message(self._reply, deadline, max_bytes=0)
         except WireTimeout:
             self.kill()
-            return f"importing it took longer than {timeout:g} s (--timeout)"
+            return f"importing it took longer than {timeout:g} s (the larger of --timeout and {IMPORT_TIMEOUT:g})"
         except WireError as exc:
             return f"importing it ended its process ({self._ending(exc)}){self._tail()}"
         if reply.get("ok") is not True:
@@ -249,7 +252,8 @@ class Isolated(Implementation):
         start = time.perf_counter()
         answer = self.worker.call(GRADS, case, self.timeout)
         if isinstance(answer, CallFailure):
-            return ImplOutcome(FAILED, time.perf_counter() - start, error=answer.reason, timed_out=answer.timed_out)
+            seconds = time.perf_counter() - start
+            return ImplOutcome(FAILED, seconds, error=answer.reason, timed_out=answer.timed_out, lost_worker=True)
         reply, arrays, output = answer
         status, seconds = reply.get("status"), reply.get("seconds")
         seconds = float(seconds) if isinstance(seconds, (int, float)) else time.perf_counter() - start

@@ -63,6 +63,10 @@ class Support:
     refusals: tuple[str, ...] = ()
 
 
+class _LostWorker(Exception):
+    """A probe hung or ended the implementation's process: probing stops there."""
+
+
 class _Prober:
     """Calls the implementation on tiny cases, remembering each answer and its refusals."""
 
@@ -75,6 +79,8 @@ class _Prober:
         key = (config, None if lengths is None else tuple(lengths))
         if key not in self._seen:
             outcome = self.impl.call(make_case(config, seed=0, lengths=lengths))
+            if outcome.lost_worker:
+                raise _LostWorker(outcome.error)
             if outcome.status == UNSUPPORTED and outcome.error and len(self.refusals) < _MAX_REFUSALS:
                 if outcome.error not in self.refusals:
                     self.refusals.append(outcome.error)
@@ -257,6 +263,15 @@ def supported_space(impl: Implementation, space: CaseSpace = DEFAULT_SPACE) -> S
     counts those as unsupported examples.
     """
     prober = _Prober(impl)
+    try:
+        return _probe(prober, space)
+    except _LostWorker as lost:
+        # Each such probe costs a timeout or a restart, and the search will meet it anyway.
+        note = f"probing stopped at a probe on which {lost}; the whole space is searched"
+        return Support((space,), (note,), True, tuple(prober.refusals))
+
+
+def _probe(prober: _Prober, space: CaseSpace) -> Support:
     base = _find_base(prober, space)
     if base is None:
         return Support((space,), ("the implementation refused every probe",), False, tuple(prober.refusals))

@@ -161,7 +161,12 @@ def run_search_command(args: argparse.Namespace, impl: Implementation) -> int:
     else:
         sys.stdout.write(
             f"found a failing case after {counts} in {result.seconds:.1f} s (seed {result.seed}){narrowed}; "
-            "shrunk to the minimal case below.\n\n"
+            + (
+                "shrunk to the minimal case below.\n\n"
+                if result.shrunk
+                else f"shrinking stopped after {result.timeouts} calls hung: the smallest failing case so far "
+                "is below.\n\n"
+            )
         )
         render_report(report, sys.stdout)
         sys.stdout.write(f"\nreproduce: {command}\n")

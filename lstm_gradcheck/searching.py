@@ -142,6 +142,8 @@ class SearchResult:
     require: Require = field(default_factory=Require)
     bounds: str = ""
     isolation: str = WORKER
+    shrunk: bool = True
+    timeouts: int = 0
 
     @property
     def verdict(self) -> str:
@@ -318,18 +320,19 @@ def search(
     )(hypothesis_seed(seed)(test))
     start = time.perf_counter()
 
-    def result(found: bool, case: Case | None = None, why: str | None = None) -> SearchResult:
+    def result(found: bool, case: Case | None = None, why: str | None = None, shrunk: bool = True) -> SearchResult:
         return SearchResult(
             found, progress.examples, progress.unsupported, time.perf_counter() - start, seed, case, why,
             space_notes=notes, judged=progress.judged, refusals=tuple(refusals), coverage=progress.coverage,
-            require=require or Require(), bounds=space.bounds(), isolation=impl.isolation,
+            require=require or Require(), bounds=space.bounds(), isolation=impl.isolation, shrunk=shrunk,
+            timeouts=progress.timeouts,
         )  # fmt: skip
 
     try:
         run()
     except _StopShrinking:
         why = f"{progress.smallest_why} (shrinking stopped after {progress.timeouts} calls hung)"
-        return result(True, progress.smallest, why)
+        return result(True, progress.smallest, why, shrunk=False)
     except _Found as found:
         return result(True, state["last"] if state["last"] is not None else found.case, str(state["why"]))
     except Flaky:

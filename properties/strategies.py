@@ -234,8 +234,9 @@ def forget_biases(space: CaseSpace = DEFAULT_SPACE) -> st.SearchStrategy[float]:
     anywhere = (
         st.just(0.0)
         if bound == 0
-        else st.tuples(st.integers(-whole, whole - 1), st.floats(0.0, 1.0, exclude_max=True)).map(
-            lambda unit: float(np.clip(unit[0] + unit[1], -bound, bound))
+        else st.tuples(st.integers(-whole, whole - 1), st.integers(0, 99)).map(
+            # Inside the unit, never on its ends (a float strategy favours 0.0, which would sit on them).
+            lambda unit: float(np.clip(unit[0] + (unit[1] + 0.5) / 100, -bound, bound))
         )
     )
     if space.nonzero_forget_bias:
