@@ -22,6 +22,7 @@ from pathlib import Path
 
 from bench import results, speed, studies
 from bench.fd import fd_benchmark
+from bench.worker import call_overhead, search_throughput
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS_JSON = ROOT / "bench" / "results.json"
@@ -43,9 +44,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "benchmark",
-        choices=["fd", "reference", "scaling", "throughput", "ci-times", "all", "render"],
+        choices=["fd", "reference", "scaling", "throughput", "worker", "ci-times", "all", "render"],
         help="fd: the full-gradient oracles vs torch's gradcheck; reference: the reference vs torch.nn.LSTM; "
-        "scaling: time against T and H; throughput: checks per second; ci-times: seconds per test file; "
+        "scaling: time against T and H; throughput: checks per second; worker: the worker process's cost per call "
+        "and in a search; ci-times: seconds per test file; "
         "all: every one, then render; render: bench/RESULTS.md and the README's table from bench/results.json",
     )
     parser.add_argument("--repeats", type=int, default=5, help="runs of each method (>= 3; medians are reported)")
@@ -62,6 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "reference": lambda: speed.reference_vs_torch(repeats=max(args.repeats, 7)),
         "scaling": lambda: speed.scaling(batched_fd=speed.fd_seconds_per_copy),
         "throughput": lambda: {**speed.fastest_throughput(), "two_workers": speed.parallel_throughput(workers=2)},
+        "worker": lambda: {"calls": call_overhead(), "search": search_throughput()},
         "ci-times": _ci_times,
     }
     if args.studies:

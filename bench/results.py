@@ -68,6 +68,31 @@ def render(data: dict) -> str:
                 f"{m['max_error_overall']:.1e} |"
             )
         lines.append("")
+    worker = data.get("worker")
+    if worker:
+        lines += [
+            "**The worker process** (each implementation runs in a process of its own): one call of the "
+            "reference, `lstm_gradcheck.reference:grads`, in its worker and in process, the median of repeated "
+            "calls; the difference is the transport (the case out, the gradients back) and the wake-up:",
+            "",
+            "| case | case bytes | in its worker | in process | overhead per call |",
+            "|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {r['case']} | {r['case_bytes']} | {_ms(r['worker_s'])} | {_ms(r['in_process_s'])} | "
+            f"{_ms(r['overhead_s'])} |"
+            for r in worker["calls"]
+        ]
+        rate = worker["search"]
+        lines += [
+            "",
+            f"The default search (`lstm-gradcheck search --impl {rate['spec']}`, {rate['max_examples']} examples, "
+            f"probing included): {rate['checks_per_second']['worker']:.0f} checks per second in the worker, "
+            f"{rate['checks_per_second']['in_process']:.0f} in process (`--in-process`, how every implementation "
+            f"ran before workers), {rate['worker_share_of_in_process']:.0%} of it (the fastest of "
+            f"{len(rate['all_runs']['worker'])} runs each).",
+            "",
+        ]
     sc = data.get("scaling")
     if sc:
         lines += [
@@ -193,6 +218,12 @@ def summary(data: dict) -> str:
         two = tp.get("two_workers", {}).get("checks_per_second")
         figure = f"{tp['checks_per_second']:.0f}" + (f" ({two:.0f} on two workers)" if two else "")
         rows.append(("reference-vs-torch checks per second, one process", figure, "-"))
+    worker = data.get("worker")
+    if worker:
+        small = worker["calls"][0]
+        rows.append(("worker process's cost per call, built-in case", _ms(small["overhead_s"]), "-"))
+        share = worker["search"]["worker_share_of_in_process"]
+        rows.append(("default search's checks per second in the worker, against in process", f"{share:.0%}", ">= 80%"))
     for study in (data.get("false_alarms") or {}).values():
         rows.append(
             (f"false alarms on {study['examples']:,} thorough examples ({', '.join(study['oracles'])})",
