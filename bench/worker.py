@@ -67,12 +67,12 @@ def search_throughput(runs: int = 3, max_examples: int = 200) -> dict[str, objec
     alternating)."""
     rates: dict[str, list[float]] = {"worker": [], "in_process": []}
     for _ in range(runs):
-        for mode in rates:
+        for mode, values in rates.items():
             start = time.perf_counter()
             result = search(SEARCH_SPEC, max_examples=max_examples, seed=0, in_process=mode == "in_process")
             seconds = time.perf_counter() - start
             assert result.verdict == "pass", result.why
-            rates[mode].append(result.examples / seconds)
+            values.append(result.examples / seconds)
     close_workers()
     best = {mode: max(values) for mode, values in rates.items()}
     return {
