@@ -217,3 +217,15 @@ def test_the_api_needs_a_function_it_can_import_or_in_process(capsys):
         search(closure, max_examples=2)
     result = search(closure, max_examples=3, in_process=True)
     assert result.verdict == "pass" and result.isolation == "in process"
+
+
+@pytest.mark.parametrize("in_process", [False, True])
+def test_checking_writes_no_bytecode_into_the_users_folder(run_cli, tmp_path, monkeypatch, in_process):
+    (tmp_path / "helpers_xyz.py").write_text("from lstm_gradcheck import reference\ngrads = reference.grads\n")
+    (tmp_path / "mylstm_xyz.py").write_text("from helpers_xyz import grads\n")
+    monkeypatch.chdir(tmp_path)
+    flags = ["--in-process"] if in_process else []
+    for spec in ("mylstm_xyz:grads", f"{tmp_path / 'mylstm_xyz.py'}:grads"):
+        code, _, err = run_cli("report", "--impl", spec, "--oracle", "torch", *flags)
+        assert code == 0, err
+    assert not list(tmp_path.rglob("__pycache__")) and not list(tmp_path.rglob("*.pyc"))
