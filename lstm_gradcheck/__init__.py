@@ -35,7 +35,7 @@ _LAZY = {
     "assert_gradients_match": "lstm_gradcheck.api",
     "search": "lstm_gradcheck.searching",
     "SearchResult": "lstm_gradcheck.searching",
-    "cases": "lstm_gradcheck.properties.strategies",
+    "cases": "lstm_gradcheck.api",
     "CaseSpace": "lstm_gradcheck.properties.strategies",
     "gradcheck_settings": "lstm_gradcheck.properties.hypothesis_settings",
     "GradientMismatchError": "lstm_gradcheck.oracles.records",

@@ -34,6 +34,21 @@ def test_each_python_example_runs_alone(block, tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+#: The README's examples also run against code that supports little: one layer, c0 = 0, no lengths.
+RESTRICTED = f'"{ROOT / "examples" / "cs231n_style" / "adapter.py"}:grads"'
+
+
+@pytest.mark.parametrize("block", [b for b in BLOCKS if "MY_GRADS = " in b], ids=lambda b: b.splitlines()[0][:40])
+def test_each_test_recipe_runs_against_restricted_code(block, tmp_path):
+    restricted = re.sub(r'MY_GRADS = "[^"]*"', f"MY_GRADS = {RESTRICTED}", block)
+    assert restricted != block
+    (tmp_path / "test_example.py").write_text(restricted)
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_example.py"]
+    proc = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, check=False, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "passed" in proc.stdout and "FailedHealthCheck" not in proc.stdout
+
+
 def test_the_adapter_sizes_it_claims_are_the_files_sizes():
     claim = re.search(r"with their adapters \((\d+) to (\d+) lines each", (ROOT / "README.md").read_text())
     assert claim, "the README no longer states the adapters' sizes; keep this test in step with it"
