@@ -71,10 +71,10 @@ def plain_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[st
 
 def _header(report: Report) -> list[str]:
     case = report.case
-    lines = [
-        f"lstm-gradcheck report: implementation {report.implementation}",
-        f"case: {case.describe()}",
-    ]
+    lines = [f"lstm-gradcheck report: implementation {report.implementation}"]
+    if report.diagnosis is not None:
+        lines.append(f"diagnosis: {report.diagnosis.text}")
+    lines.append(f"case: {case.describe()}")
     ran = [
         f"{o.name} ({o.verdict}, {o.forward_passes} forward pass{'' if o.forward_passes == 1 else 'es'}, "
         f"{o.seconds:.3g} s)"

@@ -11,6 +11,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from lstm_gradcheck.diagnosis import Diagnosis, diagnose
 from lstm_gradcheck.implementation import (
     FAILED,
     OK,
@@ -48,6 +49,8 @@ class Report:
     steps: tuple[StepLocalization, ...] = ()
     notes: tuple[str, ...] = ()
     timings: Mapping[str, float] = field(default_factory=dict)
+    #: What kind of error a failing report shows (None unless it fails; :mod:`lstm_gradcheck.diagnosis`).
+    diagnosis: Diagnosis | None = None
 
     @property
     def loss_mismatch(self) -> bool:
@@ -117,6 +120,7 @@ class Report:
             "implementation": self.implementation,
             "case": case_json(self.case),
             "implementation_status": self.outcome.status,
+            "diagnosis": None if self.diagnosis is None else self.diagnosis.as_dict(),
         }
         if self.outcome.error is not None:
             out["error"] = self.outcome.error
@@ -231,7 +235,8 @@ def build_report(
     if outcome.printed:
         notes.append("the implementation printed to standard output; its output was sent to standard error")
     if outcome.status in (FAILED, UNSUPPORTED):
-        return Report(case, impl.name, outcome, (), (), notes=tuple(notes), timings=timings)
+        failed = diagnose(case, outcome, (), (), ()) if outcome.status == FAILED else None
+        return Report(case, impl.name, outcome, (), (), notes=tuple(notes), timings=timings, diagnosis=failed)
     if context is None:
         start = time.perf_counter()
         context = judging_context(case, exact=(outcome.loss, outcome.grads))
@@ -256,4 +261,8 @@ def build_report(
         start = time.perf_counter()
         steps = localize_steps(case, impl, tensors)
         timings["localization"] = time.perf_counter() - start
-    return Report(case, impl.name, outcome, tuple(reports), tensors, steps, tuple(notes), timings)
+    start = time.perf_counter()
+    diagnosis = diagnose(case, outcome, reports, tensors, steps, impl, context)
+    if diagnosis is not None:
+        timings["diagnosis"] = time.perf_counter() - start
+    return Report(case, impl.name, outcome, tuple(reports), tensors, steps, tuple(notes), timings, diagnosis)
