@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 
 from hypothesis.configuration import set_hypothesis_home_dir
@@ -17,7 +18,7 @@ from hypothesis.configuration import set_hypothesis_home_dir
 from lstm_gradcheck.implementation import Implementation
 from lstm_gradcheck.json_output import write_json
 from lstm_gradcheck.reference.verdicts import FAIL, INTERRUPTED
-from lstm_gradcheck.render import render_report
+from lstm_gradcheck.render import render_report, terminal_width, wrap_lines
 from lstm_gradcheck.report import build_report, case_json
 from lstm_gradcheck.searching import (
     DEFAULT_MAX_EXAMPLES,
@@ -72,6 +73,28 @@ def _hypothesis_home_outside_cwd() -> None:
     set_hypothesis_home_dir(os.path.join(cache, "lstm-gradcheck", "hypothesis"))
 
 
+def _say(text: str) -> None:
+    """Write ``text`` to stdout, each line wrapped at the terminal's width (never mid-word) on a terminal."""
+    width = terminal_width(sys.stdout)
+    lines = text.split("\n")
+    sys.stdout.write("\n".join(wrap_lines(lines, width)))
+
+
+def command_lines(label: str, command: str, width: int | None) -> str:
+    """``label command`` as one line, or on a terminal narrower than it, as shell lines continued
+    with backslashes (still runnable when pasted), cut only between arguments."""
+    line = f"{label} {command}"
+    if width is None or len(line) <= width:
+        return line
+    lines, current = [], label
+    for token in (shlex.quote(t) for t in shlex.split(command)):
+        if len(current) + 1 + len(token) + 2 > width and current.strip():
+            lines.append(current + " \\")
+            current = "   "
+        current += " " + token
+    return "\n".join([*lines, current])
+
+
 def run_search_command(args: argparse.Namespace, impl: Implementation) -> int:
     _hypothesis_home_outside_cwd()
     progress = SearchProgress()
@@ -96,11 +119,11 @@ def run_search_command(args: argparse.Namespace, impl: Implementation) -> int:
         if args.json:
             write_json({**summary, "case": None, "gradients": [], "oracles": [], "timings": {}}, sys.stdout)
         elif result.verdict == NOTHING_CHECKED:
-            sys.stdout.write(f"nothing checked in {counts} in {result.seconds:.1f} s (seed {result.seed})\n")
+            _say(f"nothing checked in {counts} in {result.seconds:.1f} s (seed {result.seed})\n")
         else:
-            sys.stdout.write(f"no failing case in {counts} in {result.seconds:.1f} s (seed {result.seed}){narrowed}\n")
+            _say(f"no failing case in {counts} in {result.seconds:.1f} s (seed {result.seed}){narrowed}\n")
             if summary.get("warning"):
-                sys.stdout.write(f"{summary['warning']}\n")
+                _say(f"{summary['warning']}\n")
         if result.verdict == NOTHING_CHECKED:
             sys.stderr.write(f"lstm-gradcheck: nothing checked: {result.nothing_checked_message()}\n")
             return 2
@@ -114,12 +137,12 @@ def run_search_command(args: argparse.Namespace, impl: Implementation) -> int:
         data["command"] = command
         write_json(data, sys.stdout)
     else:
-        sys.stdout.write(
+        _say(
             f"found a failing case after {counts} in {result.seconds:.1f} s (seed {result.seed}){narrowed}; "
             "shrunk to the minimal case below.\n\n"
         )
         render_report(report, sys.stdout)
-        sys.stdout.write(f"\nreproduce: {command}\n")
+        sys.stdout.write(f"\n{command_lines('reproduce:', command, terminal_width(sys.stdout))}\n")
     return 1
 
 
