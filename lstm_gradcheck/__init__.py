@@ -1,5 +1,22 @@
 """lstm-gradcheck: prove an LSTM's hand-derived gradients right, or show exactly where they are wrong.
 
+The public API (every name is imported on first use, so ``import lstm_gradcheck`` is cheap):
+
+Cases
+    LSTMConfig              every setting of the contract's model (sizes, loss, reduction, forget_bias, ...)
+    Case, make_case         one validated, read-only case; ``make_case(config, seed)`` builds a random one
+    Layout, head            your storage layout converted to and from the contract's; the contract's head and loss
+    final_state_loss        the final-state term of the loss, for adapters
+
+Checking
+    assert_gradients_match  one case: raises GradientMismatchError naming tensor, gate, unit and step
+    search, SearchResult    a Hypothesis search for a failing case, shrunk to the smallest
+    cases, CaseSpace        the Hypothesis strategy of cases (optionally within a smaller space)
+    gradcheck_settings      Hypothesis settings for gradient checks (no deadline)
+
+Errors
+    GradientMismatchError, ImplementationFailedError, NothingCheckedError, CaseError, ImplementationLoadError
+
 For your own tests::
 
     from lstm_gradcheck import assert_gradients_match, cases, make_case, LSTMConfig
@@ -14,7 +31,8 @@ For your own tests::
         except NotImplementedError:
             hypothesis.reject()
 
-or run ``pytest --lstm-impl mypkg.lstm:grads`` (the bundled pytest plugin).
+or run ``pytest --lstm-impl mypkg.lstm:grads`` (the bundled pytest plugin), or the command line
+``lstm-gradcheck report|search|variants`` (see ``lstm-gradcheck --help``).
 """
 
 from __future__ import annotations
@@ -65,6 +83,11 @@ __all__ = [  # what _LAZY provides, spelled out for tools that read __all__
     "CaseError",
     "ImplementationLoadError",
 ]
+
+
+def __dir__() -> list[str]:
+    # help(), dir() and completion see the lazy names too.
+    return sorted({*globals(), *_LAZY})
 
 
 def __getattr__(name: str) -> Any:

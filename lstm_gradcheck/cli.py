@@ -25,10 +25,10 @@ from lstm_gradcheck.implementation import UsageError, reference_implementation
 from lstm_gradcheck.isolation import load_implementation
 from lstm_gradcheck.json_output import write_json
 from lstm_gradcheck.oracles.registry import oracle_names
-from lstm_gradcheck.plot import plot_report
+from lstm_gradcheck.plot import check_plot_path, plot_report
 from lstm_gradcheck.reference.case import Case, make_case
 from lstm_gradcheck.reference.config import MEMORY_LIMIT_BYTES, UPSTREAM, CaseError, LSTMConfig, estimate_bytes
-from lstm_gradcheck.reference.verdicts import ERROR, NOTHING_CHECKED
+from lstm_gradcheck.reference.verdicts import ERROR, MISMATCH, NOTHING_CHECKED
 from lstm_gradcheck.render import render_report
 from lstm_gradcheck.report import build_report
 from lstm_gradcheck.search_command import run_search_command
@@ -80,9 +80,11 @@ def _check_oracles(names: Sequence[str] | None) -> None:
 
 
 def _check_plot(path: str | None) -> None:
-    """Refuse ``--plot`` before any work when matplotlib is missing."""
+    """Refuse ``--plot`` before any work when matplotlib is missing or the path cannot be written."""
     if path and importlib.util.find_spec("matplotlib") is None:
         raise UsageError("--plot needs matplotlib, which is not installed: pip install matplotlib")
+    if path:
+        check_plot_path(path)
 
 
 def _implementation(args: argparse.Namespace):
@@ -97,17 +99,18 @@ def _run_report(args: argparse.Namespace) -> int:
     _check_plot(args.plot)
     impl = _implementation(args)
     report = build_report(case, impl, args.oracle, require=parse_require(args.require))
-    if args.plot and report.steps:
+    drawn = bool(args.plot) and any(t.status == MISMATCH for t in report.tensors)
+    if drawn:
         plot_report(report, args.plot, impl)
     if args.json:
         write_json(report.as_json(), sys.stdout)
     else:
         render_report(report, sys.stdout)
-        if args.plot and report.steps:
+        if drawn:
             sys.stdout.write(f"plot: {args.plot}\n")
-    if args.plot and not report.steps and report.verdict != NOTHING_CHECKED:
+    if args.plot and not drawn and report.verdict != NOTHING_CHECKED:
         streams.write(
-            sys.stderr, "lstm-gradcheck: --plot: nothing to draw: no step localization (every gradient agrees)\n"
+            sys.stderr, "lstm-gradcheck: --plot: nothing to draw: no gradient mismatches, so no plot was written\n"
         )
     if report.verdict == NOTHING_CHECKED:  # the reason is in the report (text) or its "why" (JSON)
         reason = report.nothing_checked_reason if args.json else "see the report above"

@@ -1,17 +1,27 @@
 """pytest plugin: ``pytest --lstm-impl mypkg.lstm:grads`` adds a search test to the session.
 
-Installed with lstm-gradcheck (entry point ``pytest11``) and inert unless
-``--lstm-impl`` is given or the ini setting ``lstm_impl`` is set: until then it
-imports nothing of the harness (only pytest). Each search is one test item
-``lstm-gradcheck::search[SPEC]``, marked ``lstm_gradcheck`` (select it with
-``-m lstm_gradcheck``). It fails with the shrunk case's full report and a
+Installed with lstm-gradcheck (entry point ``pytest11``) and inert unless an
+implementation is named: until a search runs it imports nothing of the harness
+(only pytest). Each search is one test item ``lstm-gradcheck::search[SPEC]``,
+marked ``lstm_gradcheck``. It fails with the shrunk case's full report and a
 ready-to-run ``lstm-gradcheck report`` command line, and it fails too, saying
 why, when nothing could be checked (every case refused, no gradient given).
+
+Note [When the searches run]
+----------------------------
+``--lstm-impl SPEC`` on the command line always adds its search. Implementations named in
+the configuration (``impl`` in pyproject.toml's ``[tool.lstm-gradcheck]`` table, or an
+``lstm_impl`` ini line) are searched only when the run selects the whole suite (pytest
+given no file, folder or test id) or the marker (``-m`` naming ``lstm_gradcheck``), so
+``pytest tests/test_x.py::test_y`` stays fast. The table is not a pytest setting: with
+``-p no:lstm_gradcheck`` pytest ignores it, where an unknown ini key fails --strict-config.
 """
 
 from __future__ import annotations
 
+import argparse
 import io
+from pathlib import Path
 
 import pytest
 
@@ -24,6 +34,40 @@ class SearchFailure(AssertionError):
     """The search found a case where the implementation is wrong, or could check nothing."""
 
 
+#: pyproject.toml's table for the plugin's settings (Note [When the searches run]).
+TABLE = "lstm-gradcheck"
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if not 0 <= value < 2**63:
+        raise argparse.ArgumentTypeError(f"expected an integer in [0, 2^63), got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
+    return value
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("lstm-gradcheck", "search an LSTM implementation for wrong gradients")
     group.addoption(
@@ -33,17 +77,82 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="SPEC",
         help="search this implementation (package.module:function or path/to/file.py:function); repeatable",
     )
-    group.addoption("--lstm-max-examples", type=int, default=None, metavar="N", help="cases per search (default 200)")
-    group.addoption("--lstm-seed", type=int, default=0, metavar="S", help="the searches' seed (default 0)")
-    parser.addini("lstm_impl", "implementations to search, as --lstm-impl takes them (one per line)", type="linelist")
+    group.addoption(
+        "--lstm-max-examples", type=_positive_int, default=None, metavar="N", help="cases per search (default 200)"
+    )
+    group.addoption("--lstm-seed", type=_seed, default=0, metavar="S", help="the searches' seed (default 0)")
+    group.addoption(
+        "--lstm-timeout",
+        type=_positive_float,
+        default=None,
+        metavar="SECONDS",
+        help="seconds one call of the implementation may take before it counts as hung (default 60)",
+    )
+    group.addoption(
+        "--lstm-require",
+        default=None,
+        metavar="all|NAMES",
+        help="tensors a pass needs judged: all, or names and patterns (default: every tensor it provided)",
+    )
+    group.addoption(
+        "--lstm-profile",
+        choices=("dev", "ci", "thorough"),
+        default="ci",
+        help="the search space and default number of examples (default ci)",
+    )
+    parser.addini(
+        "lstm_impl",
+        "implementations to search when the whole suite or -m lstm_gradcheck runs (one per line; "
+        "prefer impl in pyproject.toml's [tool.lstm-gradcheck] table)",
+        type="linelist",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", f"{MARKER}: a search of an LSTM implementation by lstm-gradcheck")
 
 
+def _table(config: pytest.Config) -> dict:
+    """The ``[tool.lstm-gradcheck]`` table of the project's pyproject.toml (empty if none)."""
+    inipath = getattr(config, "inipath", None)
+    path = inipath if inipath is not None and Path(inipath).name == "pyproject.toml" else None
+    path = Path(path) if path is not None else Path(config.rootpath) / "pyproject.toml"
+    if not path.is_file():
+        return {}
+    try:
+        import tomllib  # noqa: PLC0415
+    except ImportError:  # Python 3.10: pytest itself depends on tomli there
+        import tomli as tomllib  # noqa: PLC0415
+    try:
+        table = tomllib.loads(path.read_text(encoding="utf-8")).get("tool", {}).get(TABLE, {})
+    except (OSError, ValueError) as exc:
+        raise pytest.UsageError(f"lstm-gradcheck: cannot read {path}: {exc}") from None
+    return table if isinstance(table, dict) else {}
+
+
+def _configured_specs(config: pytest.Config) -> list[str]:
+    """Implementations named in the configuration: the table's ``impl`` and the ini's ``lstm_impl``."""
+    impl = _table(config).get("impl", [])
+    if isinstance(impl, str):
+        impl = [impl]
+    if not isinstance(impl, list) or not all(isinstance(spec, str) for spec in impl):
+        raise pytest.UsageError(f"lstm-gradcheck: [tool.{TABLE}] impl must be a string or a list of strings")
+    return [*impl, *config.getini("lstm_impl")]
+
+
+def _whole_suite_or_marker(config: pytest.Config) -> bool:
+    """Whether the run selects the whole suite or the marker (Note [When the searches run])."""
+    if MARKER in (config.getoption("markexpr", "") or ""):
+        return True
+    source = getattr(config, "args_source", None)
+    if source is not None:
+        return source != pytest.Config.ArgsSource.ARGS
+    return not config.invocation_params.args or all(a.startswith("-") for a in config.invocation_params.args)
+
+
 def _specs(config: pytest.Config) -> list[str]:
-    return [*config.getini("lstm_impl"), *config.getoption("lstm_impl")]
+    configured = _configured_specs(config) if _whole_suite_or_marker(config) else []
+    return list(dict.fromkeys([*configured, *config.getoption("lstm_impl")]))
 
 
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -63,24 +172,26 @@ class SearchItem(pytest.Item):
 
     def runtest(self) -> None:
         # The harness loads only when a search runs: every pytest session imports this plugin.
+        from lstm_gradcheck.coverage import parse_require  # noqa: PLC0415
         from lstm_gradcheck.implementation import UsageError  # noqa: PLC0415
-        from lstm_gradcheck.isolation import load_implementation  # noqa: PLC0415
+        from lstm_gradcheck.isolation import DEFAULT_TIMEOUT, load_implementation  # noqa: PLC0415
         from lstm_gradcheck.render import render_report  # noqa: PLC0415
         from lstm_gradcheck.report import build_report  # noqa: PLC0415
         from lstm_gradcheck.search_command import few_judged_warning  # noqa: PLC0415
-        from lstm_gradcheck.searching import (  # noqa: PLC0415
-            DEFAULT_MAX_EXAMPLES,
-            NOTHING_CHECKED,
-            report_command,
-            search,
-        )
+        from lstm_gradcheck.searching import NOTHING_CHECKED, PROFILES, report_command, search  # noqa: PLC0415
 
+        option = self.config.getoption
+        timeout = option("lstm_timeout") or DEFAULT_TIMEOUT
         try:
-            impl = load_implementation(self.spec)
+            impl = load_implementation(self.spec, timeout=timeout)
+            require = parse_require(option("lstm_require"))
         except UsageError as exc:
             raise SearchFailure(f"--lstm-impl {self.spec}: {exc}") from None
-        budget = self.config.getoption("lstm_max_examples") or DEFAULT_MAX_EXAMPLES
-        result = search(impl, max_examples=budget, seed=self.config.getoption("lstm_seed"))
+        profile = PROFILES[option("lstm_profile")]
+        budget = option("lstm_max_examples") or profile.max_examples
+        result = search(
+            impl, max_examples=budget, seed=option("lstm_seed"), space=profile.space, require=require, timeout=timeout
+        )
         if result.verdict == NOTHING_CHECKED:
             raise SearchFailure(f"--lstm-impl {self.spec}: nothing checked: {result.nothing_checked_message()}")
         if result.found:
@@ -94,6 +205,14 @@ class SearchItem(pytest.Item):
         warning = few_judged_warning(result)
         if warning is not None:
             self.warn(pytest.PytestWarning(f"--lstm-impl {self.spec}: {warning}"))
+        missing = result.coverage.never_provided()
+        if missing:
+            self.warn(
+                pytest.PytestWarning(
+                    f"--lstm-impl {self.spec}: never provided, so never checked: {', '.join(missing)} "
+                    "(--lstm-require all makes that a failure)"
+                )
+            )
 
     def repr_failure(self, excinfo, style=None):
         if isinstance(excinfo.value, SearchFailure):
@@ -101,4 +220,4 @@ class SearchItem(pytest.Item):
         return super().repr_failure(excinfo, style=style)
 
     def reportinfo(self):
-        return self.path, None, self.name
+        return self.path, 0, self.name  # a line number, so that warnings of the item can be placed

@@ -9,14 +9,21 @@ handed to rich is escaped: brackets are data here, never markup.
 from __future__ import annotations
 
 import math
+import re
+import shutil
+import textwrap
+from collections.abc import Iterable
 from typing import TextIO
 
+from lstm_gradcheck.oracles.finite_difference import FD, RICHARDSON
+from lstm_gradcheck.oracles.registry import ORACLES
+from lstm_gradcheck.oracles.types import FULL
 from lstm_gradcheck.reference.verdicts import FAILED, MISMATCH, NOT_PROVIDED, NOTHING_CHECKED, PASS, SKIPPED, SUPPORTED
 from lstm_gradcheck.reference.verdicts import OK as TENSOR_OK
 from lstm_gradcheck.report import Report
 from lstm_gradcheck.summaries import PREFIX, StepLocalization, TensorSummary
 
-__all__ = ["render_report", "format_float", "plain_table", "COLUMNS"]
+__all__ = ["render_report", "format_float", "plain_table", "wrap_lines", "terminal_width", "COLUMNS"]
 
 COLUMNS = ("tensor", "status", "max abs err", "max rel err", "tolerance", "worst element", "analytic", "oracle")
 _STYLES = {MISMATCH: "bold red", TENSOR_OK: "green", NOT_PROVIDED: "yellow"}
@@ -71,10 +78,10 @@ def plain_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[st
 
 def _header(report: Report) -> list[str]:
     case = report.case
-    lines = [
-        f"lstm-gradcheck report: implementation {report.implementation}",
-        f"case: {case.describe()}",
-    ]
+    lines = [f"lstm-gradcheck report: implementation {report.implementation}"]
+    if report.diagnosis is not None:
+        lines.append(f"diagnosis: {report.diagnosis.text}")
+    lines.append(f"case: {case.describe()}")
     ran = [
         f"{o.name} ({o.verdict}, {o.forward_passes} forward pass{'' if o.forward_passes == 1 else 'es'}, "
         f"{o.seconds:.3g} s)"
@@ -88,10 +95,29 @@ def _header(report: Report) -> list[str]:
         lines.append("oracles: " + "; ".join(ran) + tail)
     if skipped:
         lines.append("skipped: " + "; ".join(skipped))
-    rules = {o.check.tolerance.describe() for o in report.oracles if o.check is not None}
-    for rule in sorted(rules):
-        lines.append(f"rule: {rule}; FD oracles add 4x their own per-element error estimate")
+    lines.extend(_rule_lines(report))
     return lines
+
+
+def _rule_lines(report: Report) -> list[str]:
+    """One ``rule:`` line per distinct rule, labelled with the oracles it applies to when they differ.
+
+    The full-gradient oracles take the floor's scale from their own gradients; the judging ones
+    (taylor, directional) have none and take it from the implementation's, so a wrong gradient's
+    size moves their floor."""
+    groups: dict[str, list[str]] = {}
+    for o in report.oracles:
+        if o.check is not None:
+            groups.setdefault(o.check.tolerance.describe(), []).append(o.name)
+    out = []
+    for rule, names in groups.items():
+        label = "rule" if len(groups) == 1 else f"rule ({', '.join(names)})"
+        fd = [n for n in names if n in (FD.name, RICHARDSON.name)]
+        tail = f"; the FD oracles ({', '.join(fd)}) add 4x their own per-element error estimate" if fd else ""
+        if len(groups) > 1 and all(ORACLES[n].kind != FULL for n in names):
+            tail += "; these oracles compute no gradient, so the floor's scale is the implementation's"
+        out.append(f"{label}: {rule}{tail}")
+    return out
 
 
 def _footer(report: Report) -> list[str]:
@@ -171,19 +197,56 @@ def _block(row: tuple[str, ...]) -> str:
     return "\n".join(lines)
 
 
+_HANG = re.compile(r"^(\s*\S+\s{2,}|\s*)")
+
+
+def _wrap_line(line: str, width: int) -> list[str]:
+    """``line`` cut at spaces into lines of at most ``width`` columns (a word longer than the width
+    stands alone, never cut); continuation lines hang under the text after a leading label
+    (``step rows``: the first cell) or two columns in."""
+    if len(line) <= width:
+        return [line]
+    indent = line[: len(line) - len(line.lstrip())]
+    hang = " " * len(_HANG.match(line).group(1))
+    if len(hang) <= len(indent) or len(hang) > width // 2:
+        hang = indent + "  "
+    wrapper = textwrap.TextWrapper(
+        width=width, initial_indent=indent, subsequent_indent=hang, break_long_words=False, break_on_hyphens=False
+    )
+    return wrapper.wrap(line.strip()) or [line]
+
+
+def wrap_lines(lines: Iterable[str], width: int | None) -> list[str]:
+    """Each line wrapped at ``width`` columns without cutting a word (unchanged for None)."""
+    if width is None:
+        return list(lines)
+    return [part for line in lines for part in _wrap_line(line, width)]
+
+
+def terminal_width(stream: TextIO) -> int | None:
+    """The columns of the terminal ``stream`` writes to, or None when it is not a terminal."""
+    try:
+        return shutil.get_terminal_size().columns if stream.isatty() else None
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
 def render_report(report: Report, stream: TextIO, rich: bool | None = None, width: int | None = None) -> None:
     """Write ``report`` to ``stream``: rich if ``rich`` (default: if it is a terminal), at
-    ``width`` columns (default: the terminal's)."""
+    ``width`` columns (default: the terminal's; plain text is then not wrapped). Below the
+    table's width each tensor becomes a block of lines, and every line is wrapped at spaces."""
     if rich is None:
         rich = stream.isatty()
     ran = sum(1 for o in report.oracles if o.verdict != SKIPPED)
     summaries = report.sorted_tensors()
     rows = [_row(t, ran) for t in summaries]
     if not rich:
-        lines = _header(report)
-        if rows:
+        lines = wrap_lines(_header(report), width)
+        if rows and (width is None or len(plain_table(COLUMNS, rows)[0]) <= width):
             lines += ["", *plain_table(COLUMNS, rows), ""]
-        lines += _footer(report)
+        elif rows:
+            lines += ["", *wrap_lines("\n".join(_block(r) for r in rows).splitlines(), width), ""]
+        lines += wrap_lines(_footer(report), width)
         stream.write("\n".join(lines) + "\n")
         return
     from rich.console import Console  # noqa: PLC0415 (rich loads only on a terminal)
@@ -191,8 +254,8 @@ def render_report(report: Report, stream: TextIO, rich: bool | None = None, widt
     from rich.table import Table  # noqa: PLC0415
 
     console = Console(file=stream, width=width, force_terminal=True, highlight=False)
-    for line in _header(report):
-        console.print(escape(line))
+    for line in wrap_lines(_header(report), console.width):
+        console.print(escape(line), overflow="fold")
     if rows and _table_width(rows) <= console.width:
         table = Table(*COLUMNS, show_lines=False)
         for column in table.columns:
@@ -203,10 +266,11 @@ def render_report(report: Report, stream: TextIO, rich: bool | None = None, widt
     elif rows:
         console.print()
         for row, t in zip(rows, summaries, strict=True):
-            console.print(escape(_block(row)), style=_STYLES[t.status], overflow="fold")
+            block = "\n".join(wrap_lines(_block(row).splitlines(), console.width))
+            console.print(escape(block), style=_STYLES[t.status], overflow="fold")
         console.print()
     for line in _footer(report):
         style = "bold green" if line.startswith("PASS") else ("bold red" if line.startswith("FAIL") else None)
         if line.startswith("NOTHING"):
             style = "bold yellow"
-        console.print(escape(line), style=style, overflow="fold")
+        console.print(escape("\n".join(_wrap_line(line, console.width))), style=style, overflow="fold")

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from lstm_gradcheck.coverage import Require, TensorCoverage
+from lstm_gradcheck.diagnosis import Diagnosis, diagnose
 from lstm_gradcheck.implementation import (
     FAILED,
     HARNESS,
@@ -62,6 +63,9 @@ class Report:
             judged = [t.name for t in self.tensors if t.status == TENSOR_OK and not t.record.ill_conditioned]
             coverage.add(model_gradient_names(self.case.config), self.outcome.grads, judged)
         return coverage
+
+    #: What kind of error a failing report shows (None unless it fails; :mod:`lstm_gradcheck.diagnosis`).
+    diagnosis: Diagnosis | None = None
 
     @property
     def loss_mismatch(self) -> bool:
@@ -134,6 +138,7 @@ class Report:
             "case": case_json(self.case),
             "implementation_status": self.outcome.status,
             "isolation": self.isolation,
+            "diagnosis": None if self.diagnosis is None else self.diagnosis.as_dict(),
         }
         if self.outcome.error is not None:
             out["error"] = self.outcome.error
@@ -259,7 +264,8 @@ def build_report(
         notes.append(str(isolation_note(impl.isolation)))
     where = {"isolation": impl.isolation, "require": require or Require()}
     if outcome.status in (FAILED, UNSUPPORTED):
-        return Report(case, impl.name, outcome, (), (), notes=tuple(notes), timings=timings, **where)
+        failed = diagnose(case, outcome, (), (), ()) if outcome.status == FAILED else None
+        return Report(case, impl.name, outcome, (), (), notes=tuple(notes), timings=timings, diagnosis=failed, **where)
     if context is None:
         start = time.perf_counter()
         context = judging_context(case, exact=(outcome.loss, outcome.grads))
@@ -284,4 +290,10 @@ def build_report(
         start = time.perf_counter()
         steps = localize_steps(case, impl, tensors)
         timings["localization"] = time.perf_counter() - start
-    return Report(case, impl.name, outcome, tuple(reports), tensors, steps, tuple(notes), timings, **where)
+    start = time.perf_counter()
+    diagnosis = diagnose(case, outcome, reports, tensors, steps, impl, context)
+    if diagnosis is not None:
+        timings["diagnosis"] = time.perf_counter() - start
+    return Report(
+        case, impl.name, outcome, tuple(reports), tensors, steps, tuple(notes), timings, diagnosis=diagnosis, **where
+    )

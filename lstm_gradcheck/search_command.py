@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 
 from hypothesis.configuration import set_hypothesis_home_dir
@@ -21,7 +22,7 @@ from lstm_gradcheck.isolation import isolation_note
 from lstm_gradcheck.json_output import write_json
 from lstm_gradcheck.properties.strategies import CaseSpace
 from lstm_gradcheck.reference.verdicts import FAIL, INTERRUPTED
-from lstm_gradcheck.render import render_report
+from lstm_gradcheck.render import render_report, terminal_width, wrap_lines
 from lstm_gradcheck.report import build_report, case_json
 from lstm_gradcheck.searching import (
     FEW_JUDGED,
@@ -114,6 +115,28 @@ def _passing_lines(result: SearchResult, summary: dict[str, object]) -> list[str
     return lines
 
 
+def _say(text: str) -> None:
+    """Write ``text`` to stdout, each line wrapped at the terminal's width (never mid-word) on a terminal."""
+    width = terminal_width(sys.stdout)
+    lines = text.split("\n")
+    sys.stdout.write("\n".join(wrap_lines(lines, width)))
+
+
+def command_lines(label: str, command: str, width: int | None) -> str:
+    """``label command`` as one line, or on a terminal narrower than it, as shell lines continued
+    with backslashes (still runnable when pasted), cut only between arguments."""
+    line = f"{label} {command}"
+    if width is None or len(line) <= width:
+        return line
+    lines, current = [], label
+    for token in (shlex.quote(t) for t in shlex.split(command)):
+        if len(current) + 1 + len(token) + 2 > width and current.strip():
+            lines.append(current + " \\")
+            current = "   "
+        current += " " + token
+    return "\n".join([*lines, current])
+
+
 def run_search_command(args: argparse.Namespace, impl: Implementation) -> int:
     _hypothesis_home_outside_cwd()
     progress = SearchProgress()
@@ -141,11 +164,11 @@ def run_search_command(args: argparse.Namespace, impl: Implementation) -> int:
         if args.json:
             write_json({**summary, "case": None, "gradients": [], "oracles": [], "timings": {}}, sys.stdout)
         elif result.verdict == NOTHING_CHECKED:
-            sys.stdout.write(f"nothing checked in {counts} in {result.seconds:.1f} s (seed {result.seed})\n")
-            sys.stdout.write("".join(f"{line}\n" for line in _passing_lines(result, summary)))
+            _say(f"nothing checked in {counts} in {result.seconds:.1f} s (seed {result.seed})\n")
+            _say("".join(f"{line}\n" for line in _passing_lines(result, summary)))
         else:
-            sys.stdout.write(f"no failing case in {counts} in {result.seconds:.1f} s (seed {result.seed})\n")
-            sys.stdout.write("".join(f"{line}\n" for line in _passing_lines(result, summary)))
+            _say(f"no failing case in {counts} in {result.seconds:.1f} s (seed {result.seed})\n")
+            _say("".join(f"{line}\n" for line in _passing_lines(result, summary)))
         if result.verdict == NOTHING_CHECKED:
             streams.write(sys.stderr, f"lstm-gradcheck: nothing checked: {result.nothing_checked_message()}\n")
             return 2
@@ -159,7 +182,7 @@ def run_search_command(args: argparse.Namespace, impl: Implementation) -> int:
         data["command"] = command
         write_json(data, sys.stdout)
     else:
-        sys.stdout.write(
+        _say(
             f"found a failing case after {counts} in {result.seconds:.1f} s (seed {result.seed}){narrowed}; "
             + (
                 "shrunk to the minimal case below.\n\n"
@@ -169,7 +192,7 @@ def run_search_command(args: argparse.Namespace, impl: Implementation) -> int:
             )
         )
         render_report(report, sys.stdout)
-        sys.stdout.write(f"\nreproduce: {command}\n")
+        sys.stdout.write(f"\n{command_lines('reproduce:', command, terminal_width(sys.stdout))}\n")
     return 1
 
 

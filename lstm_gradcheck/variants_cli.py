@@ -10,7 +10,8 @@ from lstm_gradcheck import streams
 from lstm_gradcheck.implementation import UsageError
 from lstm_gradcheck.reference.variants import VARIANTS
 from lstm_gradcheck.reference.verdicts import FAIL, PASS
-from lstm_gradcheck.render import plain_table
+from lstm_gradcheck.render import plain_table, terminal_width, wrap_lines
+from lstm_gradcheck.search_command import _hypothesis_home_outside_cwd
 from lstm_gradcheck.variants import MatrixRow, VariantOutcome, kill_matrix, run_variants
 
 __all__ = ["run_variants_command"]
@@ -50,12 +51,36 @@ def _location_text(outcome: VariantOutcome) -> str:
     return f"{tensors}" + (f" [{gates}]" if gates else "") + step
 
 
-def _row(o: VariantOutcome) -> tuple[str, ...]:
-    mark = "ok" if o.as_recorded else "DIFFERS"
+def _short(text: str, width: int = 34) -> str:
+    """``text`` cut to ``width`` columns at a space, with an ellipsis (never mid-word)."""
+    if len(text) <= width:
+        return text
+    cut = text[: width - 1].rsplit(" ", 1)[0] if " " in text[: width - 1] else text[: width - 1]
+    return cut.rstrip(",;:(") + "…"
+
+
+def _mark(o: VariantOutcome) -> str:
     if o.verdict_as_recorded and not o.as_recorded:
-        mark = "DIFFERS (" + ("not minimal" if o.minimal_ok is False else "location") + ")"
+        return "DIFFERS (" + ("not minimal" if o.minimal_ok is False else "location") + ")"
+    return "ok" if o.as_recorded else "DIFFERS"
+
+
+def _row(o: VariantOutcome) -> tuple[str, ...]:
     v = o.variant
-    return (v.name, v.source[:34], v.expected, o.observed, _case_text(o), _location_text(o), mark)
+    return (v.name, _short(v.source), v.expected, o.observed, _case_text(o), _location_text(o), _mark(o))
+
+
+def _blocks(outcomes: list[VariantOutcome], width: int) -> list[str]:
+    """The table as one block of lines per variant, for a terminal narrower than the table."""
+    lines: list[str] = []
+    for o in outcomes:
+        v = o.variant
+        lines.append(f"{v.name}  expected {v.expected}, observed {o.observed}, record {_mark(o)}")
+        lines.append(f"  source: {v.source}")
+        if o.case is not None:
+            lines.append(f"  minimal failing case: {_case_text(o)}")
+            lines.append(f"  wrong in: {_location_text(o)}")
+    return wrap_lines(lines, width)
 
 
 def _matrix_lines(rows: list[MatrixRow]) -> list[str]:
@@ -93,6 +118,7 @@ def run_variants_command(args: Namespace) -> int:
             streams.write(sys.stderr, f"\r{outcome.variant.name[:60]:60s}")
             sys.stderr.flush()
 
+    _hypothesis_home_outside_cwd()  # the searches' database goes to the user's cache, never into the cwd
     outcomes = run_variants(
         names, max_examples=args.max_examples, seed=args.seed, pinned=not args.search_only, on_outcome=progress
     )
@@ -109,6 +135,9 @@ def run_variants_command(args: Namespace) -> int:
         return status
     header = ("variant", "source", "expected", "observed", "minimal failing case", "wrong in", "record")
     lines = plain_table(header, [_row(o) for o in outcomes])
+    width = terminal_width(sys.stdout)
+    if width is not None and max(len(line) for line in lines) > width:
+        lines = _blocks(outcomes, width)
     wrong = [o for o in outcomes if o.variant.expected == FAIL]
     right = [o for o in outcomes if o.variant.expected == PASS]
     seeds = sorted({o.variant.source[:8] for o in outcomes if o.variant.is_seed})
@@ -124,5 +153,5 @@ def run_variants_command(args: Namespace) -> int:
     ]
     lines += _matrix_lines(matrix)
     lines.append("all as recorded" if all(o.as_recorded for o in outcomes) else "SOME DIFFER FROM THE RECORD")
-    sys.stdout.write("\n".join(lines) + "\n")
+    sys.stdout.write("\n".join(wrap_lines(lines, width)) + "\n")
     return status

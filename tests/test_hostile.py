@@ -229,3 +229,20 @@ def test_checking_writes_no_bytecode_into_the_users_folder(run_cli, tmp_path, mo
         code, _, err = run_cli("report", "--impl", spec, "--oracle", "torch", *flags)
         assert code == 0, err
     assert not list(tmp_path.rglob("__pycache__")) and not list(tmp_path.rglob("*.pyc"))
+
+
+def _pytest_with(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", str(tmp_path), *args]
+    return subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, check=False)
+
+
+def test_the_plugin_times_out_a_hang_and_names_or_requires_omitted_tensors(tmp_path):
+    hang = _pytest_with(tmp_path, "--lstm-impl", _spec("hangs.py:grads_sleep"), "--lstm-timeout", "1")
+    assert hang.returncode == 1 and "did not return within 1 s" in hang.stdout, hang.stdout
+    omits = ["--lstm-impl", _spec("omits.py:grads_without_weight_hh"), "--lstm-max-examples", "10"]
+    named = _pytest_with(tmp_path, *omits)
+    assert named.returncode == 0 and "never provided, so never checked: weight_hh_l0" in named.stdout, named.stdout
+    required = _pytest_with(tmp_path, *omits, "--lstm-require", "all")
+    assert required.returncode == 1 and "weight_hh_l0 (not provided on any of" in required.stdout, required.stdout
+    blank = _pytest_with(tmp_path, "--lstm-impl", " ")
+    assert blank.returncode == 1 and "--impl is empty" in blank.stdout, blank.stdout

@@ -202,3 +202,4 @@ def test_the_wheel_installs_one_top_level_package_and_no_tests(tmp_path):
     assert not [f for f in files if re.search(r"(^|/)(test_[^/]*|conftest)\.py$", f) or f.startswith("bench/")]
     names = zipfile.ZipFile(wheel).namelist()
     assert "lstm_gradcheck/reference/lstm.py" in names and "lstm_gradcheck/oracles/registry.py" in names
+    assert "lstm_gradcheck/py.typed" in names  # PEP 561

@@ -1,6 +1,6 @@
 """Machine-readable metadata of every implementation in this folder, for the test suite.
 
-Three kinds of entries:
+Four kinds of entries:
 
 * :data:`BUGS`: ``bug_<mistake>.py``, each the textbook LSTM with one planted
   mistake. ``triggers(config, lengths)`` is True exactly when the harness is
@@ -22,6 +22,10 @@ Three kinds of entries:
   ``fails(config, lengths)`` saying on which cases (``bad_raises.py`` only
   raises for lengths that are not sorted in decreasing order). The chatty
   ``prints_to_stdout.py`` is listed there (exit 0) and among the correct ones.
+* :data:`SLIPS`: ``slip_<mistake>.py``, the textbook LSTM with one slip of a kind the
+  report's diagnosis names (a forward computing another model, one gate's backward, a
+  lower precision), with the diagnosis ``kind`` expected on ``example``, what its sentence
+  must say, and the gates it must name.
 """
 
 from __future__ import annotations
@@ -63,6 +67,8 @@ __all__ = [
     "BUGS",
     "CORRECT",
     "MALFORMED",
+    "SlipEntry",
+    "SLIPS",
     "as_case",
     "simplifications",
     "is_minimal",
@@ -343,6 +349,47 @@ BUGS: tuple[BugEntry, ...] = (
 )
 
 BUGS_BY_MISTAKE: Mapping[str, BugEntry] = {entry.mistake: entry for entry in BUGS}
+
+
+@dataclass(frozen=True)
+class SlipEntry:
+    """A slip the report's diagnosis must name: on ``example`` (CLI options) its kind is ``kind``,
+    its sentence contains every phrase of ``says``, it names exactly ``gates`` and, for a forward
+    slip, says whether the backward is consistent with the forward (``self_consistent``)."""
+
+    mistake: str
+    kind: str
+    says: tuple[str, ...]
+    example: list[str]
+    gates: tuple[str, ...] = ()
+    self_consistent: bool | None = None
+
+    @property
+    def spec(self) -> str:
+        return f"{HERE / f'slip_{self.mistake}.py'}:grads"
+
+
+_SMALL = ["--num-layers", "1", "--seq-len", "3"]
+
+SLIPS: tuple[SlipEntry, ...] = (
+    SlipEntry(
+        "cell_gate_sigmoid", "forward", ("the forward (or the loss) differs", "backward may be right", "activation"),
+        _SMALL, self_consistent=True,
+    ),
+    SlipEntry(
+        "forget_bias_ignored", "forward", ("the contract's with forget_bias 0", "fold_forget_bias=True"),
+        [*_SMALL, "--forget-bias", "1.5"], self_consistent=True,
+    ),
+    SlipEntry(
+        "cell_gate_tanh_prime", "backward", ("the forward is right", "only the cell gate (g)", "step 2"),
+        _SMALL, gates=("g",),
+    ),
+    SlipEntry(
+        "cell_gate_tanh_prime", "backward", ("only the cell gate (g) of layer 1", "the last step, step 4"),
+        ["--num-layers", "2", "--seq-len", "5", "--loss", "mse"], gates=("g",),
+    ),
+    SlipEntry("float32_gate_buffer", "precision", ("float32 roundoff", "float64 case", "the loss agrees"), _SMALL),
+)  # fmt: skip
 
 
 @dataclass(frozen=True)

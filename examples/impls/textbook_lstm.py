@@ -47,6 +47,11 @@ MISTAKES: dict[str, str] = {
     "bce_double_sigmoid_prime": "the bce gradient is multiplied by sigmoid'(y) again (sigmoid differentiated twice)",
     "identity_cell_tanh_prime": "cell_output identity: the backward still multiplies by tanh'(c)",
     "head_bias_batch_mean": "head.bias's gradient averages over the batch (dy.mean(0)) instead of summing",
+    # Slips of the kinds the report's diagnosis names (catalogue.SLIPS):
+    "cell_gate_sigmoid": "the cell gate g is sigmoid(z_g) in the forward, and the backward differentiates that",
+    "forget_bias_ignored": "no forget_bias anywhere (code without one, not folded into the bias)",
+    "cell_gate_tanh_prime": "the cell gate's backward writes tanh'(z_g) as 1 - tanh(z_g), not 1 - tanh(z_g)^2",
+    "float32_gate_buffer": "the backward keeps the gate pre-activation gradients dz in a float32 buffer",
 }
 
 Grads = dict[str, np.ndarray]
@@ -88,6 +93,7 @@ def _layer_forward(
     valid: np.ndarray,
     forget_bias: float,
     identity_cell: bool,
+    mistake: str | None = None,
 ) -> tuple[list[np.ndarray], list[np.ndarray], list[dict[str, np.ndarray]]]:
     """Run one layer over the sequence; return hs, cs (T + 1 entries each, [0] = initial) and the caches."""
     hs, cs, caches = [h0], [c0], []
@@ -96,6 +102,8 @@ def _layer_forward(
         z = {gate: u @ W[gate].T + h_prev @ U[gate].T + b[gate] for gate in GATES}
         i, f = sigmoid(z["i"]), sigmoid(z["f"] + forget_bias)
         g, o = np.tanh(z["g"]), sigmoid(z["o"])
+        if mistake == "cell_gate_sigmoid":
+            g = sigmoid(z["g"])  # MISTAKE cell_gate_sigmoid: every gate squashed alike
         c = f * c_prev + i * g
         s = c if identity_cell else np.tanh(c)  # s is what the output gate scales
         h = o * s
@@ -177,6 +185,8 @@ def _layer_backward(
         if mistake == "forget_bias_backward":
             f = sigmoid(z["f"])  # MISTAKE forget_bias_backward: forget_bias left out when recomputing f
         g = np.tanh(z["g"])
+        if mistake == "cell_gate_sigmoid":
+            g = sigmoid(z["g"])  # MISTAKE cell_gate_sigmoid: the backward follows the forward's sigmoid
         o = sigmoid(z["o"])
 
         dh = dhs_above[t + 1] + dh_next
@@ -194,6 +204,12 @@ def _layer_backward(
             "g": dc * i * (1 - g**2),
             "o": dh * s * o * (1 - o),
         }
+        if mistake == "cell_gate_sigmoid":
+            dz["g"] = dc * i * g * (1 - g)  # MISTAKE cell_gate_sigmoid: sigmoid', consistent with the forward
+        if mistake == "cell_gate_tanh_prime":
+            dz["g"] = dc * i * (1 - g)  # MISTAKE cell_gate_tanh_prime: the square dropped from 1 - tanh^2
+        if mistake == "float32_gate_buffer":
+            dz = {gate: d.astype(np.float32) for gate, d in dz.items()}  # MISTAKE float32_gate_buffer
         dz = {gate: np.where(valid, d, 0) for gate, d in dz.items()}  # padding steps have no gate gradient
         for gate in GATES:
             dW[gate] += dz[gate].T @ cache["u"]
@@ -226,6 +242,8 @@ def _loss_and_grads(case: Any, mistake: str | None) -> tuple[float, Grads]:
     dtype = np.dtype(cfg.dtype)
     T, B, H, L = cfg.seq_len, cfg.batch_size, cfg.hidden_size, cfg.num_layers
     fb = cfg.forget_bias
+    if mistake == "forget_bias_ignored":
+        fb = 0.0  # MISTAKE forget_bias_ignored: the code has no forget_bias and nobody folded it in
     identity_cell = cfg.cell_output == "identity"
     params = case.params
 
@@ -240,7 +258,7 @@ def _loss_and_grads(case: Any, mistake: str | None) -> tuple[float, Grads]:
         U = _split_gates(params[f"weight_hh_l{k}"], H)
         bias = params[f"bias_ih_l{k}"] + params[f"bias_hh_l{k}"]
         b = _split_gates(bias, H)
-        hs, cs, caches = _layer_forward(inputs, case.h0[k], case.c0[k], W, U, b, valid, fb, identity_cell)
+        hs, cs, caches = _layer_forward(inputs, case.h0[k], case.c0[k], W, U, b, valid, fb, identity_cell, mistake)
         layers.append({"W": W, "U": U, "b": b, "hs": hs, "cs": cs, "caches": caches})
         inputs = hs[1:]
     top_hs = layers[-1]["hs"]
