@@ -90,7 +90,12 @@ def _check_plot(path: str | None) -> None:
 def _implementation(args: argparse.Namespace):
     if args.impl is None:
         return reference_implementation()
-    return load_implementation(args.impl, in_process=args.in_process, timeout=args.timeout)
+    if args.device != "cpu":
+        from lstm_gradcheck.oracles.torch_native import devices  # noqa: PLC0415 (starts torch)
+
+        if args.device not in devices():
+            raise UsageError(f"--device {args.device}: torch sees no such device on this machine")
+    return load_implementation(args.impl, in_process=args.in_process, timeout=args.timeout, device=args.device)
 
 
 def _run_report(args: argparse.Namespace) -> int:

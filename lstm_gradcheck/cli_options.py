@@ -159,6 +159,12 @@ def _add_impl(parser: argparse.ArgumentParser) -> None:
         f"fails (default {DEFAULT_TIMEOUT:g})",
     )
     parser.add_argument(
+        "--device",
+        choices=("cpu", "cuda"),
+        default="cpu",
+        help="where a torch-native implementation (a torch module or function) runs (default cpu)",
+    )
+    parser.add_argument(
         "--in-process",
         action="store_true",
         help="run the implementation in the harness's own process, not isolated (for a debugger); the verdict says so",

@@ -86,6 +86,10 @@ class Implementation(ABC):
     name: str
     exact: bool = False
     isolation: str = HARNESS
+    #: A torch-native kind (Note [Torch-native implementations]), else None.
+    native: str | None = None
+    #: Where a torch-native implementation runs ("cpu" or "cuda").
+    device: str = "cpu"
 
     @property
     @abstractmethod
@@ -114,6 +118,7 @@ class InProcess(Implementation):
     per_step: Callable[[Case], Mapping[str, np.ndarray]] | None = None
     exact: bool = False
     isolation: str = HARNESS
+    native: str | None = None
 
     @property
     def has_per_step(self) -> bool:
@@ -180,11 +185,11 @@ def reference_implementation() -> InProcess:
     return InProcess("reference", reference_grads, _reference_per_step, exact=True)
 
 
-def in_process_implementation(impl: Callable | str) -> InProcess:
+def in_process_implementation(impl: Callable | str, device: str = "cpu") -> InProcess:
     """A user's implementation run in this process, not isolated, because the user asked for it."""
     if isinstance(impl, str):
-        loaded = import_spec(impl)
-        return InProcess(impl, loaded.grads, loaded.per_step, isolation=IN_PROCESS)
+        loaded = import_spec(impl, device=device)
+        return InProcess(impl, loaded.grads, loaded.per_step, isolation=IN_PROCESS, native=loaded.native)
     if not callable(impl):
         raise TypeError(f"expected a grads(case) function or a 'module:function' spec, got {impl!r}")
     per_step = getattr(impl, "per_step", None)

@@ -76,6 +76,7 @@ class Source:
     spec: str
     sys_path: tuple[str, ...] | None
     cwd: str
+    device: str = "cpu"
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,7 @@ class Worker:
         self.source = source
         self.process: subprocess.Popen | None = None
         self.has_per_step = False
+        self.native: str | None = None
         self.starts = 0
         self._lock = threading.Lock()
         self._request = self._reply = -1
@@ -128,7 +130,12 @@ class Worker:
         os.set_blocking(self._request, False)
         self.starts += 1
         deadline = time.monotonic() + timeout
-        header = {"op": "load", "spec": self.source.spec, "sys_path": self.source.sys_path}
+        header = {
+            "op": "load",
+            "spec": self.source.spec,
+            "sys_path": self.source.sys_path,
+            "device": self.source.device,
+        }
         try:
             write_message(self._request, header, deadline=deadline)
             reply, _ = read_message(self._reply, deadline, max_bytes=0)
@@ -141,6 +148,7 @@ class Worker:
             self.kill()
             return str(reply.get("error", "it could not be imported"))
         self.has_per_step = bool(reply.get("has_per_step"))
+        self.native = reply.get("native") if isinstance(reply.get("native"), str) else None
         self.drain_output()
         return None
 
@@ -248,6 +256,14 @@ class Isolated(Implementation):
     def has_per_step(self) -> bool:
         return self.worker.has_per_step
 
+    @property
+    def native(self) -> str | None:
+        return self.worker.native
+
+    @property
+    def device(self) -> str:
+        return self.worker.source.device
+
     def call(self, case: Case) -> ImplOutcome:
         start = time.perf_counter()
         answer = self.worker.call(GRADS, case, self.timeout)
@@ -350,21 +366,22 @@ def _refuse_inside_a_worker() -> None:
 
 
 def load_implementation(
-    spec: str, *, in_process: bool = False, timeout: float = DEFAULT_TIMEOUT, fresh: bool = True
+    spec: str, *, in_process: bool = False, timeout: float = DEFAULT_TIMEOUT, fresh: bool = True, device: str = "cpu"
 ) -> Implementation:
     """The implementation ``spec`` names (``package.module:function`` or ``path/to/file.py:function``),
     in a worker process, or in this one with ``in_process`` (not isolated: the user's choice).
     ``fresh`` imports it anew in a new worker; otherwise a running worker of the same spec is
-    reused while its files are unchanged.
+    reused while its files are unchanged. ``device`` is where a torch-native implementation
+    runs (Note [Torch-native implementations]).
 
     Raises:
         ImplementationLoadError: a malformed or empty spec, or one that cannot be imported.
     """
     check_spec(spec)
     if in_process:
-        return in_process_implementation(spec)
+        return in_process_implementation(spec, device=device)
     _refuse_inside_a_worker()
-    worker = _worker_for(Source(spec, None, os.getcwd()), timeout, fresh=fresh)
+    worker = _worker_for(Source(spec, None, os.getcwd(), device), timeout, fresh=fresh)
     return Isolated(spec, worker, timeout)
 
 

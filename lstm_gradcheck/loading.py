@@ -16,6 +16,7 @@ import contextlib
 import hashlib
 import importlib
 import importlib.util
+import inspect
 import os
 import sys
 import traceback
@@ -43,10 +44,12 @@ class ImplementationLoadError(UsageError):
 
 @dataclass(frozen=True)
 class Loaded:
-    """An imported implementation: its ``grads`` and, if it offers one, ``grads.per_step``."""
+    """An imported implementation: its ``grads`` and, if it offers one, ``grads.per_step``;
+    ``native`` names a torch-native kind (Note [Torch-native implementations]), else None."""
 
     grads: Callable[..., object]
     per_step: Callable[..., object] | None
+    native: str | None = None
 
 
 def check_spec(spec: object) -> tuple[str, str]:
@@ -87,12 +90,14 @@ def _no_bytecode() -> Iterator[None]:
         sys.dont_write_bytecode = before
 
 
-def import_spec(spec: str, *, private: bool = True) -> Loaded:
+def import_spec(spec: str, *, private: bool = True, device: str = "cpu") -> Loaded:
     """Import ``spec`` in this process (:func:`check_spec` first).
 
     ``private``: a file's sibling modules live in its own namespace (two implementations in
     one process each run their own); a worker process, which runs one implementation only,
-    leaves them in ``sys.modules`` with the file's folder first on ``sys.path``."""
+    leaves them in ``sys.modules`` with the file's folder first on ``sys.path``. A torch module
+    class or a torch function (Note [Torch-native implementations]) is wrapped into the
+    contract's ``grads(case)``, run on ``device``."""
     target, attribute = check_spec(spec)
     namespace = None
     with _no_bytecode():
@@ -112,12 +117,34 @@ def import_spec(spec: str, *, private: bool = True) -> Loaded:
             raise ImplementationLoadError(f"--impl {spec!r}: {target} has no function {attribute!r}{hint}") from None
     if not callable(func):
         raise ImplementationLoadError(f"--impl {spec!r}: {attribute!r} is a {type(func).__name__}, not a function")
+    if _looks_torch_native(func):
+        from lstm_gradcheck.oracles.torch_native import native_grads, native_kind  # noqa: PLC0415 (torch)
+
+        kind = native_kind(func)
+        if kind is not None:
+            return Loaded(native_grads(func, kind, device), None, kind)
     per_step = getattr(func, "per_step", None)
     per_step = per_step if callable(per_step) else None
     if namespace is not None:
         func = namespace.wrap(func)
         per_step = None if per_step is None else namespace.wrap(per_step)
     return Loaded(func, per_step)
+
+
+def _looks_torch_native(obj: object) -> bool:
+    """A torch module (class or instance) or a function of three positional parameters, judged
+    without importing torch (Note [Torch-native implementations] has the protocol)."""
+    classes = obj.__mro__ if isinstance(obj, type) else type(obj).__mro__
+    if any(c.__name__ == "Module" and c.__module__.startswith("torch") for c in classes):
+        return True
+    try:
+        parameters = inspect.signature(obj).parameters.values()  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False
+    required = [
+        p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
+    ]
+    return len(required) >= 3
 
 
 def _import_failure(spec: str, what: str, exc: BaseException) -> ImplementationLoadError:

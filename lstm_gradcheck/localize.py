@@ -26,7 +26,7 @@ from lstm_gradcheck.implementation import OK, Implementation, call_implementatio
 from lstm_gradcheck.oracles.judging import judging_context
 from lstm_gradcheck.oracles.records import MISMATCH
 from lstm_gradcheck.reference.case import Case
-from lstm_gradcheck.reference.config import RANDOM
+from lstm_gradcheck.reference.config import RANDOM, round_to_dtype
 from lstm_gradcheck.reference.layout import GATES, gate_slice, is_lstm_param
 from lstm_gradcheck.reference.lstm import forward_layers
 from lstm_gradcheck.summaries import PER_STEP, PREFIX, SUFFIX, StepLocalization, TensorSummary
@@ -105,7 +105,9 @@ def suffix_case(case: Case, steps: int) -> Case:
             targets[: new_lengths[b], b] = case.targets[window, b]
         for k, layer in enumerate(layers):
             h0[k, b], c0[k, b] = layer.h[starts[b], b], layer.c[starts[b], b]
-    # The states before the window are the forward's, nonzero: the config must say so.
+    # The states before the window are the forward's, nonzero: the config must say so. A bfloat16
+    # case holds bfloat16 values, so they are rounded (the cut is then a case of its own, judged so).
+    h0, c0 = round_to_dtype(h0, cfg.dtype), round_to_dtype(c0, cfg.dtype)
     states = {name: RANDOM for name, a in (("h0", h0), ("c0", c0)) if np.any(a != 0)}
     return case.replace(
         config=cfg.replace(seq_len=steps, **states),
@@ -152,7 +154,10 @@ def _ratios(case: Case, impl: Implementation, names: Sequence[str], cut: Case) -
         reason = f" (the implementation's run was {outcome.status}: {outcome.error})"
         return dict.fromkeys(names, nan), {n: [nan] * len(GATES) for n in names}, reason
     oracle = torch_grads(cut)
-    tolerance = judging_context(cut).tolerance(oracle.grads)
+    context = judging_context(cut)
+    if impl.native is not None:
+        context = context.with_same_precision(impl.device)
+    tolerance = context.tolerance(oracle.grads)
     whole, gates = {}, {}
     for name in names:
         got = outcome.grads.get(name)

@@ -28,7 +28,7 @@ from lstm_gradcheck.oracles.judging import JudgingContext, judging_context
 from lstm_gradcheck.oracles.registry import by_precedence, default_oracles, oracle_names, run_oracle, start_torch
 from lstm_gradcheck.oracles.types import OracleReport
 from lstm_gradcheck.reference.case import Case
-from lstm_gradcheck.reference.config import CaseError
+from lstm_gradcheck.reference.config import BFLOAT16, CaseError
 from lstm_gradcheck.reference.layout import model_gradient_names
 from lstm_gradcheck.reference.verdicts import FAIL, MISMATCH, NOT_PROVIDED, NOTHING_CHECKED, PASS, SKIPPED
 from lstm_gradcheck.reference.verdicts import OK as TENSOR_OK
@@ -211,6 +211,18 @@ def _summaries(case: Case, outcome: ImplOutcome, reports: Sequence[OracleReport]
     return tuple(out)
 
 
+def _bfloat16_refusal(case: Case, impl: Implementation) -> ImplOutcome | None:
+    """bfloat16 is judged against torch's own LSTM in bfloat16: for torch-native code only."""
+    if case.config.dtype != BFLOAT16 or impl.native is not None:
+        return None
+    return ImplOutcome(
+        UNSUPPORTED,
+        0.0,
+        error="bfloat16 cases are for torch-native implementations (a torch module or function; NumPy has no "
+        "bfloat16): choose --dtype float32 or float64",
+    )
+
+
 def _unjudgeable_error(context: JudgingContext) -> CaseError:
     return CaseError(f"{context.unjudgeable}; choose smaller weights, a shorter sequence or the tanh cell")
 
@@ -251,7 +263,7 @@ def build_report(
         timings["judging_context"] = time.perf_counter() - start
     if context is not None and context.unjudgeable is not None:
         raise _unjudgeable_error(context)
-    outcome = call_implementation(impl, case)
+    outcome = _bfloat16_refusal(case, impl) or call_implementation(impl, case)
     timings["implementation"] = outcome.seconds
     notes: list[str] = []
     if outcome.printed:
@@ -272,6 +284,8 @@ def build_report(
         timings["judging_context"] = time.perf_counter() - start
         if context.unjudgeable is not None:
             raise _unjudgeable_error(context)
+    if impl.native is not None:
+        context = context.with_same_precision(impl.device)  # Note [Same-precision rule]
     timings["torch_startup"] = start_torch(names)
     reports = []
     for name in names:

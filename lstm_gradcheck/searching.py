@@ -33,6 +33,7 @@ from lstm_gradcheck.oracles.registry import run_oracle
 from lstm_gradcheck.probing import supported_space
 from lstm_gradcheck.properties.strategies import DEFAULT_SPACE, THOROUGH_SPACE, CaseSpace, Judged, judged_cases
 from lstm_gradcheck.reference.case import Case
+from lstm_gradcheck.reference.config import BFLOAT16
 from lstm_gradcheck.reference.layout import model_gradient_names
 from lstm_gradcheck.reference.verdicts import FAIL, NOTHING_CHECKED, PASS
 from lstm_gradcheck.reference.verdicts import OK as OK_TENSOR
@@ -217,6 +218,8 @@ def _judge(impl: Implementation, drawn: Judged, oracles: Sequence[str]) -> _Judg
         return _Judgement(JUDGED, f"the implementation failed: {outcome.error}", timed_out=outcome.timed_out)
     assert outcome.status == OK
     context = drawn.context()
+    if impl.native is not None:
+        context = context.with_same_precision(impl.device)  # Note [Same-precision rule]
     provided = frozenset(outcome.grads)
     judged: set[str] = set()
     for name in oracles:
@@ -269,6 +272,8 @@ def search(
     impl = as_implementation(impl, in_process=in_process, timeout=timeout)
     notes: tuple[str, ...] = ()
     refusals: list[str] = []
+    if impl.native is not None and BFLOAT16 not in space.dtype:
+        space = space.restrict(dtype=(*space.dtype, BFLOAT16))  # torch-native code runs in bfloat16 too
     spaces: tuple[CaseSpace, ...] = (space,)
     if probe:
         support = supported_space(impl, space)

@@ -46,13 +46,13 @@ def main(argv: list[str]) -> None:
         sys.path[:] = header["sys_path"]
     spec = header["spec"]
     try:
-        loaded = import_spec(spec, private=False)
+        loaded = import_spec(spec, private=False, device=header.get("device") or "cpu")
     except ImplementationLoadError as exc:
         _flush_output()
         write_message(fd_out, {"ok": False, "error": str(exc)})
         return
     _flush_output()
-    write_message(fd_out, {"ok": True, "has_per_step": loaded.per_step is not None})
+    write_message(fd_out, {"ok": True, "has_per_step": loaded.per_step is not None, "native": loaded.native})
     own = _own_files(spec)
     while True:
         try:

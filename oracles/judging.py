@@ -19,6 +19,7 @@ import numpy as np
 
 from lstm_gradcheck.oracles.tolerance import CONDITIONING_SAFETY, Tolerance, make_tolerance
 from lstm_gradcheck.reference.case import Case
+from lstm_gradcheck.reference.config import BFLOAT16, dtype_eps
 from lstm_gradcheck.reference.head import loss_magnitude
 from lstm_gradcheck.reference.losses import gradient_terms, scored_steps
 from lstm_gradcheck.reference.lstm import backward, forward, grads
@@ -78,7 +79,9 @@ def conditioning_probes(case: Case, exact: Answer) -> tuple[dict[str, float], fl
     probe's forward, eps-close to the exact one.
     """
     exact_case = case.astype("float64")
-    eps = float(np.finfo(case.config.np_dtype).eps)
+    # bfloat16's own conditioning is what torch's LSTM in bfloat16 shows (Note [Same-precision rule]);
+    # the probes give the loss's terms and float32's roundoff there.
+    eps = dtype_eps("float32" if case.config.dtype == BFLOAT16 else case.config.dtype)
     loss0, g0 = exact
     rng = np.random.default_rng([0x5EED, 0 if case.seed is None else int(case.seed) & 0xFFFFFFFF])
 
@@ -135,6 +138,8 @@ class JudgingContext:
     unjudgeable: str | None
     conditioning: Mapping[str, float] = field(default_factory=dict, repr=False)
     magnitude: float = math.nan
+    same_precision: float | None = None
+    same_precision_loss: float = 0.0
 
     @property
     def exact_loss(self) -> float:
@@ -146,7 +151,20 @@ class JudgingContext:
 
     def tolerance(self, oracle_grads: Mapping[str, np.ndarray]) -> Tolerance:
         """The rule's numbers for the case's dtype against ``oracle_grads``."""
-        return make_tolerance(self.case.config.dtype, oracle_grads, self.conditioning, self.magnitude)
+        tolerance = make_tolerance(self.case.config.dtype, oracle_grads, self.conditioning, self.magnitude)
+        if self.same_precision is None:
+            return tolerance
+        return replace(tolerance, same_precision=self.same_precision, same_precision_loss=self.same_precision_loss)
+
+    def with_same_precision(self, device: str = "cpu") -> JudgingContext:
+        """This context with torch's own error in the case's dtype (Note [Same-precision rule]),
+        for judging a torch-native implementation; float64 cases are judged by the rule alone."""
+        if self.case.config.dtype == "float64" or self.unjudgeable is not None or self.same_precision is not None:
+            return self
+        from lstm_gradcheck.oracles.torch_precision import torch_errors  # noqa: PLC0415 (starts torch)
+
+        relative, loss_error = torch_errors(self.case, self.exact, device)
+        return replace(self, same_precision=relative, same_precision_loss=loss_error)
 
 
 def judging_context(case: Case, exact: Answer | None = None) -> JudgingContext:

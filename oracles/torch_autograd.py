@@ -41,25 +41,31 @@ class TorchResult:
     forward_backward_seconds: float | None = None
 
 
-def _leaf(a: np.ndarray) -> torch.Tensor:
-    return torch.tensor(np.asarray(a, dtype=np.float64), dtype=_DTYPE, requires_grad=True)
+def _leaf(a: np.ndarray, dtype: torch.dtype = _DTYPE, device: str = "cpu") -> torch.Tensor:
+    return torch.tensor(np.asarray(a, dtype=np.float64), device=device).to(dtype).requires_grad_(True)
+
+
+def _numpy(g: torch.Tensor) -> np.ndarray:
+    """A gradient as NumPy: float64 stays float64, lower precisions come back as float32."""
+    return g.detach().to(torch.float64 if g.dtype == torch.float64 else torch.float32).cpu().numpy()
 
 
 def scored_logits(y: torch.Tensor, case: Case) -> tuple[torch.Tensor, torch.Tensor]:
     """The scored logits (N, O) of y (T, B, O) and their targets, per the contract."""
     cfg = case.config
     t_len, batch = cfg.seq_len, cfg.batch_size
+    device = y.device
     lengths = (
-        torch.full((batch,), t_len, dtype=torch.long)
+        torch.full((batch,), t_len, dtype=torch.long, device=device)
         if case.lengths is None
-        else torch.tensor(np.array(case.lengths), dtype=torch.long)
+        else torch.tensor(np.array(case.lengths), dtype=torch.long, device=device)
     )
-    targets = torch.tensor(np.array(case.targets))
+    targets = torch.tensor(np.array(case.targets), device=device)
     if cfg.loss_at == "every":
-        valid = torch.arange(t_len)[:, None] < lengths[None, :]
+        valid = torch.arange(t_len, device=device)[:, None] < lengths[None, :]
         logits, tgt = y[valid], targets[valid]
     else:
-        logits, tgt = y[lengths - 1, torch.arange(batch)], targets
+        logits, tgt = y[lengths - 1, torch.arange(batch, device=device)], targets
     return logits, (tgt.long() if cfg.loss == "cross_entropy" else tgt.to(y.dtype))
 
 
@@ -78,8 +84,8 @@ def reduced_loss(y: torch.Tensor, case: Case) -> torch.Tensor:
 
 def final_state_term(case: Case, h_n: torch.Tensor, c_n: torch.Tensor) -> torch.Tensor:
     """sum(dh_n * h_n) + sum(dc_n * c_n), added after the reduction."""
-    dh_n = torch.tensor(np.array(case.dh_n), dtype=h_n.dtype)
-    dc_n = torch.tensor(np.array(case.dc_n), dtype=c_n.dtype)
+    dh_n = torch.tensor(np.array(case.dh_n), device=h_n.device).to(h_n.dtype)
+    dc_n = torch.tensor(np.array(case.dc_n), device=c_n.device).to(c_n.dtype)
     return (dh_n * h_n).sum() + (dc_n * c_n).sum()
 
 
@@ -104,24 +110,25 @@ def threads_for(case: Case) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def torch_grads(case: Case, per_step: bool = False) -> TorchResult:
-    """Loss and gradients of ``case`` under torch autograd in float64."""
+def torch_grads(case: Case, per_step: bool = False, dtype: torch.dtype = _DTYPE, device: str = "cpu") -> TorchResult:
+    """Loss and gradients of ``case`` under torch autograd, in float64 (as an oracle), or in
+    ``dtype`` on ``device`` (torch's own error there: Note [Same-precision rule])."""
     with threads_for(case):
-        return _torch_grads(case, per_step)
+        return _torch_grads(case, per_step, dtype, device)
 
 
-def _torch_grads(case: Case, per_step: bool) -> TorchResult:
+def _torch_grads(case: Case, per_step: bool, dtype: torch.dtype = _DTYPE, device: str = "cpu") -> TorchResult:
     cfg = case.config
     hidden, t_len = cfg.hidden_size, cfg.seq_len
-    params = {name: _leaf(a) for name, a in case.params.items()}
-    states = {name: _leaf(getattr(case, name)) for name in STATE_INPUTS}
+    params = {name: _leaf(a, dtype, device) for name, a in case.params.items()}
+    states = {name: _leaf(getattr(case, name), dtype, device) for name in STATE_INPUTS}
     mask = None
     if case.lengths is not None:
-        lengths = torch.tensor(np.array(case.lengths), dtype=torch.long)
-        mask = (torch.arange(t_len)[:, None] < lengths[None, :])[..., None]  # (T, B, 1)
+        lengths = torch.tensor(np.array(case.lengths), dtype=torch.long, device=device)
+        mask = (torch.arange(t_len, device=device)[:, None] < lengths[None, :])[..., None]  # (T, B, 1)
     step_leaves: dict[str, list[torch.Tensor]] = {}
     # forget_bias is a constant inside the forget gate's sigmoid: a constant shift of z_f.
-    shift = torch.zeros(4 * hidden, dtype=_DTYPE)
+    shift = torch.zeros(4 * hidden, dtype=dtype, device=device)
     shift[gate_slice("f", hidden)] = cfg.forget_bias
     inputs = states["x"]  # (T, B, I), then each layer's outputs (T, B, H)
     h_n, c_n = [], []
@@ -171,7 +178,7 @@ def _torch_grads(case: Case, per_step: bool) -> TorchResult:
     got = torch.autograd.grad(loss, targets, allow_unused=True)
     grads = {}
     for n, g in zip(order, got[: len(order)], strict=True):
-        grads[n] = np.zeros(leaves[n].shape) if g is None else g.numpy()
+        grads[n] = np.zeros(leaves[n].shape) if g is None else _numpy(g)
     result_steps = None
     if per_step:
         result_steps = {}
@@ -179,7 +186,7 @@ def _torch_grads(case: Case, per_step: bool) -> TorchResult:
             result_steps[n] = np.zeros((t_len, *params[n].shape))
         for (n, t), g in zip(flat_steps, got[len(order) :], strict=True):
             if g is not None:
-                result_steps[n][t] = g.numpy()
+                result_steps[n][t] = _numpy(g)
         for n, steps in result_steps.items():
             grads[n] = steps.sum(axis=0)
-    return TorchResult(float(loss.detach()), grads, result_steps)
+    return TorchResult(float(loss.detach().to(torch.float64).cpu()), grads, result_steps)

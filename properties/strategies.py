@@ -34,7 +34,7 @@ from hypothesis import strategies as st
 
 from lstm_gradcheck.oracles.judging import Answer, JudgingContext, exact_answer, judging_context, unjudgeable
 from lstm_gradcheck.reference.case import Case, make_case
-from lstm_gradcheck.reference.config import CHOICES, UPSTREAM, LSTMConfig
+from lstm_gradcheck.reference.config import CHOICES, NUMPY_DTYPES, UPSTREAM, LSTMConfig
 
 __all__ = [
     "CaseSpace",
@@ -83,7 +83,7 @@ class CaseSpace:
     loss: tuple[str, ...] = CHOICES["loss"]
     reduction: tuple[str, ...] = CHOICES["reduction"]
     cell_output: tuple[str, ...] = CHOICES["cell_output"]
-    dtype: tuple[str, ...] = CHOICES["dtype"]
+    dtype: tuple[str, ...] = NUMPY_DTYPES
     final_state: tuple[bool, ...] = CHOICES["final_state"]
     h0: tuple[str, ...] = CHOICES["h0"]
     c0: tuple[str, ...] = CHOICES["c0"]

@@ -16,7 +16,15 @@ from typing import Any
 
 import numpy as np
 
-from lstm_gradcheck.reference.config import RANDOM, UPSTREAM, ZERO, CaseError, LSTMConfig
+from lstm_gradcheck.reference.config import (
+    BFLOAT16,
+    RANDOM,
+    UPSTREAM,
+    ZERO,
+    CaseError,
+    LSTMConfig,
+    round_to_dtype,
+)
 from lstm_gradcheck.reference.layout import STATE_INPUTS, param_shapes
 
 __all__ = [
@@ -133,6 +141,18 @@ class Case:
                 set_(self, name, _frozen_array(name, value, state, dtype))
             elif value is not None:
                 raise CaseError(f"case.{name}: config.final_state is False, so expected None, got an array")
+        if cfg.dtype == BFLOAT16:
+            self._check_bfloat16()
+
+    def _check_bfloat16(self) -> None:
+        """A bfloat16 case's float32 arrays must hold bfloat16 values, or code computing in bfloat16
+        would judge other numbers than the oracles."""
+        arrays = {**self.arrays(), "dh_n": self.dh_n, "dc_n": self.dc_n}
+        if self.config.loss != "cross_entropy":
+            arrays["targets"] = self.targets
+        for name, value in arrays.items():
+            if value is not None and not np.array_equal(round_to_dtype(value, BFLOAT16), value):
+                raise CaseError(f"case.{name}: a bfloat16 case holds bfloat16 values (round with round_to_dtype)")
 
     def _checked_targets(self) -> np.ndarray:
         cfg = self.config
@@ -241,15 +261,14 @@ class Case:
         if dtype == self.config.dtype:
             return self
         cfg = self.config.replace(dtype=dtype)
-        np_dtype = cfg.np_dtype
 
         def cast(a: np.ndarray | None) -> np.ndarray | None:
-            return None if a is None else a.astype(np_dtype)
+            return None if a is None else round_to_dtype(a, dtype)
 
         targets = self.targets if self.config.loss == "cross_entropy" else cast(self.targets)  # dh_top too
         return Case(
             config=cfg,
-            params={n: a.astype(np_dtype) for n, a in self.params.items()},
+            params={n: round_to_dtype(a, dtype) for n, a in self.params.items()},
             x=cast(self.x),
             h0=cast(self.h0),
             c0=cast(self.c0),
@@ -295,7 +314,7 @@ def random_params(config: LSTMConfig, rng: np.random.Generator, weight_scale: fl
     """Every parameter ~ U(-s, s), s = weight_scale / sqrt(H) (torch's init when 1); both biases random."""
     bound = weight_scale / np.sqrt(config.hidden_size)
     return {
-        name: rng.uniform(-bound, bound, size=shape).astype(config.np_dtype)
+        name: round_to_dtype(rng.uniform(-bound, bound, size=shape), config.dtype)
         for name, shape in param_shapes(config).items()
     }
 
@@ -304,10 +323,14 @@ def random_inputs(
     config: LSTMConfig, rng: np.random.Generator, input_scale: float = 1.0
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """x (T, B, I) ~ N(0, input_scale^2); h0 (L, B, H) ~ U(-1, 1); c0 (L, B, H) ~ N(0, 1)."""
-    dtype = config.np_dtype
+    dtype = config.dtype
     state = (config.num_layers, config.batch_size, config.hidden_size)
-    x = (input_scale * rng.standard_normal((config.seq_len, config.batch_size, config.input_size))).astype(dtype)
-    return x, rng.uniform(-1.0, 1.0, size=state).astype(dtype), rng.standard_normal(state).astype(dtype)
+    x = round_to_dtype(input_scale * rng.standard_normal((config.seq_len, config.batch_size, config.input_size)), dtype)
+    return (
+        x,
+        round_to_dtype(rng.uniform(-1.0, 1.0, size=state), dtype),
+        round_to_dtype(rng.standard_normal(state), dtype),
+    )
 
 
 def random_targets(config: LSTMConfig, rng: np.random.Generator) -> np.ndarray:
@@ -317,8 +340,8 @@ def random_targets(config: LSTMConfig, rng: np.random.Generator) -> np.ndarray:
     if config.loss == "cross_entropy":
         return rng.integers(0, config.output_size, size=shape, dtype=np.int64)
     if config.loss in ("mse", UPSTREAM):
-        return rng.standard_normal(shape).astype(config.np_dtype)
-    return rng.uniform(0.0, 1.0, size=shape).astype(config.np_dtype)
+        return round_to_dtype(rng.standard_normal(shape), config.dtype)
+    return round_to_dtype(rng.uniform(0.0, 1.0, size=shape), config.dtype)
 
 
 def random_final_state_grads(
@@ -328,7 +351,9 @@ def random_final_state_grads(
     if not config.final_state:
         return None, None
     state = (config.num_layers, config.batch_size, config.hidden_size)
-    return rng.standard_normal(state).astype(config.np_dtype), rng.standard_normal(state).astype(config.np_dtype)
+    return round_to_dtype(rng.standard_normal(state), config.dtype), round_to_dtype(
+        rng.standard_normal(state), config.dtype
+    )
 
 
 def as_lengths(lengths: Any) -> np.ndarray | None:

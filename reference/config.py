@@ -26,12 +26,21 @@ __all__ = [
     "ZERO",
     "V1_CHOICES",
     "DTYPES",
+    "BFLOAT16",
+    "NUMPY_DTYPES",
     "numpy_dtype",
+    "dtype_eps",
+    "round_to_dtype",
     "estimate_bytes",
     "MEMORY_LIMIT_BYTES",
 ]
 
-DTYPES = ("float64", "float32")
+#: The dtypes of a case. bfloat16 (extension) is for torch-native implementations: NumPy has no
+#: such type, so a bfloat16 case stores float32 arrays holding bfloat16 values exactly.
+BFLOAT16 = "bfloat16"
+DTYPES = ("float64", "float32", BFLOAT16)
+#: The dtypes NumPy code computes in (the property suite's and a search's default).
+NUMPY_DTYPES = ("float64", "float32")
 #: The layer-only loss: sum(dh_top * h_top) over the scored steps, no head (CONTRACT.md).
 UPSTREAM = "upstream"
 #: How the initial states h0 and c0 are drawn.
@@ -50,7 +59,11 @@ CHOICES: Mapping[str, tuple[object, ...]] = {
 }
 #: Values added after contract v1: an implementation written for v1 may not know them, so
 #: support probing searches them only where the implementation returns a result (CONTRACT.md).
-V1_CHOICES: Mapping[str, tuple[object, ...]] = {**CHOICES, "loss": ("cross_entropy", "mse", "bce")}
+V1_CHOICES: Mapping[str, tuple[object, ...]] = {
+    **CHOICES,
+    "loss": ("cross_entropy", "mse", "bce"),
+    "dtype": NUMPY_DTYPES,
+}
 INT_FIELDS = ("input_size", "hidden_size", "num_layers", "output_size", "seq_len", "batch_size")
 #: One line per config field: the CLI's help and CONTRACT.md's table say the same.
 FIELD_HELP: Mapping[str, str] = {
@@ -161,9 +174,26 @@ class LSTMConfig:
 
 
 def numpy_dtype(name: str) -> np.dtype:
+    """The NumPy dtype a case of dtype ``name`` stores its arrays in (float32 for bfloat16)."""
     if name not in DTYPES:
         raise CaseError(f"config.dtype: expected one of {', '.join(map(repr, DTYPES))}, got {name!r}")
-    return np.dtype(name)
+    return np.dtype(np.float32) if name == BFLOAT16 else np.dtype(name)
+
+
+def dtype_eps(name: str) -> float:
+    """Machine epsilon of dtype ``name``: 2^-52, 2^-23, and 2^-7 for bfloat16's 8-bit significand."""
+    return 2.0**-7 if name == BFLOAT16 else float(np.finfo(numpy_dtype(name)).eps)
+
+
+def round_to_dtype(a: np.ndarray, name: str) -> np.ndarray:
+    """``a`` in the storage of dtype ``name``; for bfloat16, each float32 rounded to the nearest
+    bfloat16 (ties to even), as torch's ``.to(torch.bfloat16)`` rounds."""
+    out = np.asarray(a).astype(numpy_dtype(name))
+    if name != BFLOAT16:
+        return out
+    bits = out.view(np.uint32).astype(np.uint64)
+    bits = (bits + 0x7FFF + ((bits >> 16) & 1)) & 0xFFFF0000
+    return bits.astype(np.uint32).view(np.float32).reshape(out.shape)
 
 
 def estimate_bytes(config: LSTMConfig) -> int:
