@@ -40,7 +40,7 @@ def rebuilt(case: Case, **changes) -> Case:
         ({"loss_at": "first"}, r"config\.loss_at: expected one of 'every', 'last', got 'first'"),
         ({"reduction": "avg"}, r"config\.reduction: expected one of 'sum', 'mean'"),
         ({"cell_output": "relu"}, r"config\.cell_output: expected one of 'tanh', 'identity'"),
-        ({"dtype": "float16"}, r"config\.dtype: expected one of 'float64', 'float32', got 'float16'"),
+        ({"dtype": "float16"}, r"config\.dtype: expected one of 'float64', 'float32', 'bfloat16', got 'float16'"),
         ({"forget_bias": float("nan")}, r"config\.forget_bias: expected a finite number, got nan"),
         ({"forget_bias": float("inf")}, r"config\.forget_bias: expected a finite number, got inf"),
         ({"forget_bias": "1"}, r"config\.forget_bias: expected a finite number, got '1'"),
