@@ -22,6 +22,7 @@ from pathlib import Path
 
 from bench import results, speed, studies
 from bench.fd import fd_benchmark
+from bench.torch_native import torch_native_study
 from bench.worker import call_overhead, search_throughput
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,6 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "numpy": studies.false_alarm_study(1000, workers=2, oracles=studies.NUMPY_ORACLES),
         }
         runs["sensitivity"] = lambda: studies.sensitivity_study(200)
+        runs["torch_native"] = lambda: torch_native_study(2000)
     chosen = list(runs) if args.benchmark == "all" else [args.benchmark]
     data: dict[str, object] = {
         "command": "python -m bench " + " ".join(argv if argv is not None else sys.argv[1:]),
@@ -86,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if RESULTS_JSON.exists() and not args.studies:  # keep the last studies' figures
         previous = json.loads(RESULTS_JSON.read_text())
-        data.update({k: v for k, v in previous.items() if k in ("false_alarms", "sensitivity")})
+        data.update({k: v for k, v in previous.items() if k in ("false_alarms", "sensitivity", "torch_native")})
     RESULTS_JSON.write_text(json.dumps(data, indent=2) + "\n")
     results.write(data, ROOT)
     return 0

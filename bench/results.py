@@ -93,6 +93,25 @@ def render(data: dict) -> str:
             f"{len(rate['all_runs']['worker'])} runs each).",
             "",
         ]
+    native = data.get("torch_native")
+    if native:
+        lines += [
+            f"**Torch-native implementations** (examples/torch_function/lstm_function.py, an autograd.Function "
+            f"with a hand-written backward, searched in each dtype alone for {native['examples']:,} examples; "
+            f"below float64 it may err {native['factor']:g} times torch's own LSTM in that dtype; and a copy "
+            "with tanh' written 1 - tanh):",
+            "",
+            "| dtype | right: verdict | judged | seconds | slip: verdict | found after | minimal case's dtype |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for dtype, r in native["dtypes"].items():
+            right, slip = r["right"], r["slip"]
+            lines.append(
+                f"| {dtype} | {right['verdict']} | {right['judged']} of {right['examples']} | "
+                f"{right['seconds']:.0f} s | {slip['verdict']} | {slip['found_after']} examples | "
+                f"{'dtype=' + dtype in (slip['case'] or '')} |"
+            )
+        lines.append("")
     sc = data.get("scaling")
     if sc:
         lines += [
@@ -224,6 +243,12 @@ def summary(data: dict) -> str:
         rows.append(("worker process's cost per call, built-in case", _ms(small["overhead_s"]), "-"))
         share = worker["search"]["worker_share_of_in_process"]
         rows.append(("default search's checks per second in the worker, against in process", f"{share:.0%}", ">= 80%"))
+    native = data.get("torch_native")
+    if native:
+        judged = ", ".join(f"{r['right']['judged']:,}" for r in native["dtypes"].values())
+        alarms = sum(r["right"]["verdict"] != "pass" for r in native["dtypes"].values())
+        rows.append((f"false alarms on a right autograd.Function LSTM in float64, float32, bfloat16 ({judged} judged)",
+                     str(alarms), "0"))  # fmt: skip
     for study in (data.get("false_alarms") or {}).values():
         rows.append(
             (f"false alarms on {study['examples']:,} thorough examples ({', '.join(study['oracles'])})",

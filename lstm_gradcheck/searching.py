@@ -33,7 +33,7 @@ from lstm_gradcheck.oracles.registry import run_oracle
 from lstm_gradcheck.probing import supported_space
 from lstm_gradcheck.properties.strategies import DEFAULT_SPACE, THOROUGH_SPACE, CaseSpace, Judged, judged_cases
 from lstm_gradcheck.reference.case import Case
-from lstm_gradcheck.reference.config import BFLOAT16
+from lstm_gradcheck.reference.config import BFLOAT16, NUMPY_DTYPES
 from lstm_gradcheck.reference.layout import model_gradient_names
 from lstm_gradcheck.reference.verdicts import FAIL, NOTHING_CHECKED, PASS
 from lstm_gradcheck.reference.verdicts import OK as OK_TENSOR
@@ -272,7 +272,7 @@ def search(
     impl = as_implementation(impl, in_process=in_process, timeout=timeout)
     notes: tuple[str, ...] = ()
     refusals: list[str] = []
-    if impl.native is not None and BFLOAT16 not in space.dtype:
+    if impl.native is not None and space.dtype == NUMPY_DTYPES:
         space = space.restrict(dtype=(*space.dtype, BFLOAT16))  # torch-native code runs in bfloat16 too
     spaces: tuple[CaseSpace, ...] = (space,)
     if probe:
