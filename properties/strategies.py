@@ -6,11 +6,13 @@
 and every case is reproducible from its seed; shapes and settings are drawn
 directly, so a failure shrinks towards the simplest case that still fails:
 one layer, one step, size 1, forget_bias 0, no lengths, sum reduction,
-float64, tanh cell, no final-state term, random initial states.
+float64, tanh cell, no final-state term, random initial states, and none
+of the LSTM family's settings (peepholes, projection, bidirectional,
+coupled gates; each drawn one time in six, a projection only where H >= 2).
 
 Every array that enters the loss is random and nonzero: weights, both
-biases, h0, c0 (but where a case draws zero initial states, one time in four
-each), x, targets (and so the upstream weighting of the loss; for the
+biases, the peepholes and the projection, h0, c0 (but where a case draws zero
+initial states, one time in four each), x, targets (and so the upstream weighting of the loss; for the
 layer-only loss ``upstream``, the upstream gradient itself) and, with
 ``final_state``, dh_n and dc_n. There is never an all-ones upstream gradient.
 
@@ -63,7 +65,9 @@ class CaseSpace:
     ``reduction``, ``h0``, ...; :data:`~lstm_gradcheck.reference.config.CHOICES`)
     and list the allowed values, the simplest first (Hypothesis shrinks towards
     it). The loss ``upstream`` always takes reduction ``sum`` (it has nothing to
-    average), so it needs ``"sum"`` in ``reduction``.
+    average), so it needs ``"sum"`` in ``reduction``. ``with_projection`` allows
+    ``proj_size`` in [1, H - 1] (an integer setting, so not among the choices);
+    :meth:`plain` forbids every setting of the LSTM family.
     """
 
     max_input: int = 6
@@ -82,6 +86,10 @@ class CaseSpace:
     final_state: tuple[bool, ...] = CHOICES["final_state"]
     h0: tuple[str, ...] = CHOICES["h0"]
     c0: tuple[str, ...] = CHOICES["c0"]
+    peepholes: tuple[bool, ...] = CHOICES["peepholes"]
+    bidirectional: tuple[bool, ...] = CHOICES["bidirectional"]
+    coupled: tuple[bool, ...] = CHOICES["coupled"]
+    with_projection: bool = True
     forget_bias_special: tuple[float, ...] = (1.0, -1.0, 5.0, -5.0)
     forget_bias_range: float = 6.0
     weight_scales: tuple[float, ...] = (1.0, 0.5, 2.0)
@@ -108,6 +116,10 @@ class CaseSpace:
 
     def restrict(self, **changes: object) -> CaseSpace:
         return replace(self, **changes)
+
+    def plain(self) -> CaseSpace:
+        """This space without the LSTM family's settings: the plain LSTM of contract v1."""
+        return replace(self, peepholes=(False,), bidirectional=(False,), coupled=(False,), with_projection=False)
 
     def losses(self) -> tuple[str, ...]:
         """The losses that can be drawn (``upstream`` only where ``sum`` is allowed)."""
@@ -176,6 +188,10 @@ def configs(draw: st.DrawFn, space: CaseSpace = DEFAULT_SPACE) -> LSTMConfig:
     loss_at, loss, reduction = draw(choice["loss_at"]), draw(choice["loss"]), draw(choice["reduction"])
     forget_bias = draw(forget_biases(space))
     cell_output, dtype, final_state = draw(choice["cell_output"]), draw(choice["dtype"]), draw(choice["final_state"])
+    h0, c0 = draw(choice["h0"]), draw(choice["c0"])
+    family = {name: draw(choice[name]) for name in ("peepholes", "bidirectional", "coupled")}
+    if space.with_projection and sizes["hidden_size"] >= 2:
+        family["proj_size"] = draw(_projections(sizes["hidden_size"]))
     return LSTMConfig(
         **sizes,
         loss_at=loss_at,
@@ -185,8 +201,9 @@ def configs(draw: st.DrawFn, space: CaseSpace = DEFAULT_SPACE) -> LSTMConfig:
         cell_output=cell_output,
         dtype=dtype,
         final_state=final_state,
-        h0=draw(choice["h0"]),
-        c0=draw(choice["c0"]),
+        h0=h0,
+        c0=c0,
+        **family,
     )
 
 
@@ -198,6 +215,20 @@ def _mostly_first(values: tuple) -> st.SearchStrategy:
     return st.integers(0, 3).map(lambda k: values[0] if k < 3 else values[1])
 
 
+def _sometimes(values: tuple) -> st.SearchStrategy:
+    """The second value one draw in six when there are two (a setting of the LSTM family: drawn
+    sometimes, shrinking towards off); the only value otherwise."""
+    if len(values) != 2:
+        return st.sampled_from(values)
+    return st.integers(0, 5).map(lambda k: values[1] if k == 5 else values[0])
+
+
+@lru_cache(maxsize=64)
+def _projections(hidden: int) -> st.SearchStrategy[int]:
+    """proj_size: 0 five draws in six (shrinking towards no projection), else 1 .. H - 1."""
+    return st.integers(0, 5).flatmap(lambda k: st.integers(1, hidden - 1) if k == 5 else st.just(0))
+
+
 # Strategies are built once per space (and per config for lengths): Hypothesis validates
 # each new strategy object on first use, which cost more than drawing the case itself.
 @lru_cache(maxsize=64)
@@ -205,6 +236,8 @@ def _settings(space: CaseSpace) -> dict[str, st.SearchStrategy]:
     out = {name: st.sampled_from(getattr(space, name)) for name in CHOICES}
     out["loss"] = st.sampled_from(space.losses())
     out["h0"], out["c0"] = _mostly_first(space.h0), _mostly_first(space.c0)
+    for name in ("peepholes", "bidirectional", "coupled"):
+        out[name] = _sometimes(getattr(space, name))
     return out
 
 
