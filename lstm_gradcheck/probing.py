@@ -7,7 +7,11 @@ the crash as a finding. Values added after contract v1 (the loss
 ``upstream``) are the exception: code written for v1 may not know them, so
 they count as supported only when the implementation returns a valid result
 on them, or when it supports no v1 value of that setting (then a crash on
-them is its failure, reported as such). See Note [Probing order].
+them is its failure, reported as such). The LSTM family's settings (peepholes,
+proj_size, bidirectional, coupled) ask more: code written for v1 ignores them
+and still returns a valid result, so they count as supported only where the
+implementation's loss agrees with the exact loss (it computes the setting's
+forward). See Note [Probing order].
 
 Note [Probing order]
 --------------------
@@ -25,9 +29,10 @@ import itertools
 from dataclasses import dataclass
 
 from lstm_gradcheck.implementation import FAILED, OK, UNSUPPORTED, Implementation, call_implementation
+from lstm_gradcheck.oracles.judging import judging_context
 from lstm_gradcheck.properties.strategies import DEFAULT_SPACE, CaseSpace
 from lstm_gradcheck.reference.case import make_case
-from lstm_gradcheck.reference.config import CHOICES, V1_CHOICES, CaseError, LSTMConfig
+from lstm_gradcheck.reference.config import CHOICES, FAMILY_FIELDS, V1_CHOICES, CaseError, LSTMConfig
 
 __all__ = ["PROBE_SIZES", "FALLBACK_SIZES", "Support", "supported_space"]
 
@@ -67,6 +72,19 @@ class _Prober:
     def supports(self, config: LSTMConfig, lengths: list[int] | None = None) -> bool:
         return self.status(config, lengths) != UNSUPPORTED
 
+    def computes(self, config: LSTMConfig) -> bool:
+        """A valid result whose loss agrees with the exact loss under the tolerance rule: what a
+        setting of the LSTM family needs to count as supported (code written for v1 ignores them)."""
+        case = make_case(config, seed=0)
+        outcome = call_implementation(self.impl, case)
+        if outcome.status != OK:
+            return False
+        context = judging_context(case)
+        if context.unjudgeable is not None:
+            return False
+        allowed = context.tolerance(context.exact_grads).allowed_loss(context.exact_loss)
+        return abs(float(outcome.loss) - context.exact_loss) <= allowed
+
 
 def _config(**fields: object) -> LSTMConfig | None:
     try:
@@ -84,7 +102,9 @@ def _find_base(prober: _Prober, space: CaseSpace) -> LSTMConfig | None:
     with a valid result, but one that crashes is kept as the last resort."""
     fallback = None
     for sizes in FALLBACK_SIZES:
-        for combo in itertools.product(*(getattr(space, name) for name in CHOICES)):
+        # The family's settings start off: a base is a v1 case, so probing costs what it did for v1.
+        choices = {name: V1_CHOICES[name] if name in FAMILY_FIELDS else getattr(space, name) for name in CHOICES}
+        for combo in itertools.product(*choices.values()):
             fields = dict(zip(CHOICES, combo, strict=True))
             config = _config(**{**PROBE_SIZES, **sizes}, **fields, forget_bias=0.0)
             if config is None:
@@ -109,6 +129,9 @@ def _values(prober: _Prober, base: LSTMConfig, name: str, values: tuple) -> tupl
     for value, status in statuses.items():
         if status is None:  # not a valid case from this base (upstream and mean): not disproved
             kept.append(value)
+        elif name in FAMILY_FIELDS and _is_extension(name, value):
+            if status == OK and prober.computes(base.replace(**{name: value})):
+                kept.append(value)
         elif _is_extension(name, value):
             if status == OK or (status == FAILED and not v1_supported):
                 kept.append(value)
@@ -154,4 +177,10 @@ def supported_space(impl: Implementation, space: CaseSpace = DEFAULT_SPACE) -> S
     if not prober.supports(base.replace(forget_bias=1.0)):
         narrowed.update(forget_bias_special=(), forget_bias_range=0.0)
         notes.append("forget_bias: only 0")
+    if space.with_projection and not prober.computes(base.replace(proj_size=1)):
+        narrowed["with_projection"] = False
+        notes.append("proj_size: only 0")
+    family = [f"{name}: only {'0' if name == 'proj_size' else 'False'}" for name in FAMILY_FIELDS]
+    if all(note in notes for note in family):  # code written for v1: one note, not four
+        notes = [note for note in notes if note not in family] + [f"{', '.join(FAMILY_FIELDS)}: not supported"]
     return Support(space.restrict(**narrowed), tuple(notes), True, tuple(prober.refusals))
