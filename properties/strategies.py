@@ -66,8 +66,9 @@ class CaseSpace:
     and list the allowed values, the simplest first (Hypothesis shrinks towards
     it). The loss ``upstream`` always takes reduction ``sum`` (it has nothing to
     average), so it needs ``"sum"`` in ``reduction``. ``with_projection`` allows
-    ``proj_size`` in [1, H - 1] (an integer setting, so not among the choices);
-    :meth:`plain` forbids every setting of the LSTM family.
+    ``proj_size`` in [1, H - 1] (an integer setting, so not among the choices),
+    ``require_projection`` draws one always (and H >= 2); :meth:`plain` forbids
+    every setting of the LSTM family.
     """
 
     max_input: int = 6
@@ -90,6 +91,7 @@ class CaseSpace:
     bidirectional: tuple[bool, ...] = CHOICES["bidirectional"]
     coupled: tuple[bool, ...] = CHOICES["coupled"]
     with_projection: bool = True
+    require_projection: bool = False
     forget_bias_special: tuple[float, ...] = (1.0, -1.0, 5.0, -5.0)
     forget_bias_range: float = 6.0
     weight_scales: tuple[float, ...] = (1.0, 0.5, 2.0)
@@ -113,13 +115,22 @@ class CaseSpace:
                 raise ValueError(f"CaseSpace.{name}: expected an integer >= 1, got {getattr(self, name)}")
         if self.min_batch > self.max_batch or self.short_seq > self.long_seq:
             raise ValueError("CaseSpace: min_batch must not exceed max_batch, nor short_seq long_seq")
+        if self.require_projection and (not self.with_projection or self.max_hidden < 2):
+            raise ValueError("CaseSpace: require_projection needs with_projection and max_hidden >= 2")
 
     def restrict(self, **changes: object) -> CaseSpace:
         return replace(self, **changes)
 
     def plain(self) -> CaseSpace:
         """This space without the LSTM family's settings: the plain LSTM of contract v1."""
-        return replace(self, peepholes=(False,), bidirectional=(False,), coupled=(False,), with_projection=False)
+        return replace(
+            self,
+            peepholes=(False,),
+            bidirectional=(False,),
+            coupled=(False,),
+            with_projection=False,
+            require_projection=False,
+        )
 
     def losses(self) -> tuple[str, ...]:
         """The losses that can be drawn (``upstream`` only where ``sum`` is allowed)."""
@@ -161,7 +172,7 @@ def dims(space: CaseSpace = DEFAULT_SPACE) -> st.SearchStrategy[dict[str, int]]:
         {
             "num_layers": st.integers(1, space.max_layers),
             "seq_len": seq_lens(space),
-            "hidden_size": st.integers(1, space.max_hidden),
+            "hidden_size": st.integers(2 if space.require_projection else 1, space.max_hidden),
             "input_size": st.integers(1, space.max_input),
             "output_size": st.integers(1, space.max_output),
             "batch_size": st.integers(space.min_batch, space.max_batch),
@@ -190,7 +201,9 @@ def configs(draw: st.DrawFn, space: CaseSpace = DEFAULT_SPACE) -> LSTMConfig:
     cell_output, dtype, final_state = draw(choice["cell_output"]), draw(choice["dtype"]), draw(choice["final_state"])
     h0, c0 = draw(choice["h0"]), draw(choice["c0"])
     family = {name: draw(choice[name]) for name in ("peepholes", "bidirectional", "coupled")}
-    if space.with_projection and sizes["hidden_size"] >= 2:
+    if space.require_projection:
+        family["proj_size"] = draw(st.integers(1, sizes["hidden_size"] - 1))
+    elif space.with_projection and sizes["hidden_size"] >= 2:
         family["proj_size"] = draw(_projections(sizes["hidden_size"]))
     return LSTMConfig(
         **sizes,
