@@ -17,10 +17,11 @@ Note [Probing order]
 --------------------
 A base case is found first: every combination of the categorical settings
 (:data:`~lstm_gradcheck.reference.config.CHOICES`, zero initial states
-included) at sizes 2, one layer, forget_bias 0; if every one is refused, again
-with batch 1, then with batch 1 and one step. From the base, each setting is
-varied alone, then 2-3 layers, lengths and a nonzero forget_bias. A base at
-batch 1 or one step narrows the space to that size.
+included, the LSTM family's off) at sizes 2, one layer, forget_bias 0; if every
+one is refused, again with batch 1, then with batch 1 and one step; then all
+that with each family setting on alone. From the base, each setting is varied
+alone, then 2-3 layers, lengths, a nonzero forget_bias and a projection. A base
+at batch 1 or one step narrows the space to that size.
 """
 
 from __future__ import annotations
@@ -97,24 +98,39 @@ def _is_extension(name: str, value: object) -> bool:
     return value not in V1_CHOICES[name]
 
 
+def _family_passes(space: CaseSpace) -> list[dict[str, object]]:
+    """The family settings a base is searched with: all off first (a v1 base, at v1's cost), then
+    each one alone, for code written only for it (a peephole library)."""
+    passes: list[dict[str, object]] = [{}]
+    passes += [{name: True} for name in FAMILY_FIELDS if name != "proj_size" and True in getattr(space, name)]
+    return passes + ([{"proj_size": 1}] if space.with_projection else [])
+
+
 def _find_base(prober: _Prober, space: CaseSpace) -> LSTMConfig | None:
     """The first supported combination (Note [Probing order]); an extension value counts only
-    with a valid result, but one that crashes is kept as the last resort."""
+    with a valid result (a family setting only with the right loss), but one that crashes is kept
+    as the last resort."""
     fallback = None
-    for sizes in FALLBACK_SIZES:
-        # The family's settings start off: a base is a v1 case, so probing costs what it did for v1.
-        choices = {name: V1_CHOICES[name] if name in FAMILY_FIELDS else getattr(space, name) for name in CHOICES}
-        for combo in itertools.product(*choices.values()):
-            fields = dict(zip(CHOICES, combo, strict=True))
-            config = _config(**{**PROBE_SIZES, **sizes}, **fields, forget_bias=0.0)
-            if config is None:
-                continue
-            status = prober.status(config)
-            extension = any(_is_extension(name, value) for name, value in fields.items())
-            if status == OK or (status == FAILED and not extension):
-                return config
-            if status == FAILED and fallback is None:
-                fallback = config
+    choices = {name: getattr(space, name) for name in CHOICES if name not in FAMILY_FIELDS}
+    for family in _family_passes(space):
+        for sizes in FALLBACK_SIZES:
+            for combo in itertools.product(*choices.values()):
+                fields = dict(zip(choices, combo, strict=True))
+                config = _config(**{**PROBE_SIZES, **sizes}, **fields, **family, forget_bias=0.0)
+                if config is None:
+                    continue
+                status = prober.status(config)
+                if family:
+                    if status == OK and prober.computes(config):
+                        return config
+                    continue
+                extension = any(_is_extension(name, value) for name, value in fields.items())
+                if status == OK or (status == FAILED and not extension):
+                    return config
+                if status == FAILED and fallback is None:
+                    fallback = config
+        if fallback is not None:
+            break
     return fallback
 
 
@@ -177,7 +193,10 @@ def supported_space(impl: Implementation, space: CaseSpace = DEFAULT_SPACE) -> S
     if not prober.supports(base.replace(forget_bias=1.0)):
         narrowed.update(forget_bias_special=(), forget_bias_range=0.0)
         notes.append("forget_bias: only 0")
-    if space.with_projection and not prober.computes(base.replace(proj_size=1)):
+    if base.proj_size and not prober.supports(base.replace(proj_size=0)):
+        narrowed["require_projection"] = True
+        notes.append("proj_size: only > 0")
+    elif space.with_projection and not prober.computes(base.replace(proj_size=1)):
         narrowed["with_projection"] = False
         notes.append("proj_size: only 0")
     family = [f"{name}: only {'0' if name == 'proj_size' else 'False'}" for name in FAMILY_FIELDS]
