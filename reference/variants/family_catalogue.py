@@ -209,13 +209,7 @@ FAMILY_VARIANTS: tuple[Variant, ...] = (
             bidirectional=True,
             final_state=True,
         ),
-        location=ExpectedLocation(
-            _tensors(
-                "weight_ih_l0_reverse", "weight_hh_l0_reverse", "bias_ih_l0_reverse", "bias_hh_l0_reverse", *_STATES
-            ),
-            ALL_GATES,
-            0,
-        ),  # fmt: skip
+        location=ExpectedLocation(frozenset({*(n + "_reverse" for n in _LAYER0), *_STATES}), ALL_GATES, 0),
     ),
     Variant(
         name="states_indexed_direction_major",
