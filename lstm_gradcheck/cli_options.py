@@ -2,8 +2,9 @@
 
 Every case option is a field of :class:`~lstm_gradcheck.reference.config.LSTMConfig`
 with dashes (the contract's rule), typed from the field: sizes are integers
->= 1, categorical fields take :data:`~lstm_gradcheck.reference.config.CHOICES`,
-``--final-state`` a boolean. Nothing here lists the fields again.
+>= 1, other integers (``--proj-size``) >= 0, categorical fields take
+:data:`~lstm_gradcheck.reference.config.CHOICES`, and each boolean ``--x`` takes
+an optional true/false, with ``--no-x`` beside it. Nothing here lists the fields again.
 """
 
 from __future__ import annotations
@@ -77,6 +78,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _nonnegative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
+    return value
+
+
 def _seed(text: str) -> int:
     try:
         value = int(text)
@@ -129,9 +140,11 @@ def _add_case_options(parser: argparse.ArgumentParser) -> None:
         text = f"{FIELD_HELP[name]} (default {str(default).lower() if isinstance(default, bool) else default})"
         if name in INT_FIELDS:
             group.add_argument(flag, type=_positive_int, metavar="N", help=text)
-        elif name == "final_state":
+        elif isinstance(default, bool):
             group.add_argument(flag, type=_bool, nargs="?", const=True, metavar="BOOL", help=text)
-            group.add_argument("--no-final-state", dest=name, action="store_false", help="no final-state term")
+            group.add_argument(case_flag("no_" + name), dest=name, action="store_false", help=f"{flag} false")
+        elif isinstance(default, int):
+            group.add_argument(flag, type=_nonnegative_int, metavar="N", help=text)
         elif name in CHOICES:
             group.add_argument(flag, choices=CHOICES[name], help=text)
         else:

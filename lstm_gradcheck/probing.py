@@ -6,16 +6,20 @@ malformed return) says "supported", so the search then reports the crash as a fi
 Values added after contract v1 (the loss ``upstream``) are the exception: code written for
 v1 may not know them, so they count as supported only when the implementation returns a
 valid result on them, or when it supports no v1 value of that setting (then a crash on
-them is its failure, reported as such). See Note [Probing order].
+them is its failure, reported as such). The LSTM family's settings (peepholes, proj_size,
+bidirectional, coupled) ask more: code written for v1 ignores them and still returns a valid
+result, so they count as supported only where the implementation's loss agrees with the
+exact loss (it computes the setting's forward). See Note [Probing order].
 
 Note [Probing order]
 --------------------
 A base is found first: the first supported combination of the categorical settings at
-sizes 2 (then batch 1, then also one step). With the base's other settings, a grid is
+sizes 2 (then batch 1, then also one step), the LSTM family's off, then each family
+setting on alone (for code written only for it). With the base's other settings, a grid is
 probed whole: batch 1 or 2, one step or two, one layer or two, h0 and c0 random or zero,
 so no size or state is ruled out because of another. The supported cells are covered by
 maximal boxes, the regions the search draws from; in each, every other setting, lengths,
-a nonzero forget_bias and a third layer are tried from the region's simplest cell.
+a nonzero forget_bias, a projection and a third layer are tried from the region's simplest cell.
 """
 
 from __future__ import annotations
@@ -25,9 +29,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from lstm_gradcheck.implementation import FAILED, OK, UNSUPPORTED, Implementation
+from lstm_gradcheck.oracles.judging import judging_context
 from lstm_gradcheck.properties.strategies import DEFAULT_SPACE, CaseSpace
 from lstm_gradcheck.reference.case import make_case
-from lstm_gradcheck.reference.config import CHOICES, V1_CHOICES, CaseError, LSTMConfig
+from lstm_gradcheck.reference.config import CHOICES, FAMILY_FIELDS, V1_CHOICES, CaseError, LSTMConfig
 
 __all__ = ["PROBE_SIZES", "FALLBACK_SIZES", "GRID", "Support", "supported_space"]
 
@@ -90,6 +95,21 @@ class _Prober:
     def supports(self, config: LSTMConfig, lengths: list[int] | None = None) -> bool:
         return self.status(config, lengths) != UNSUPPORTED
 
+    def computes(self, config: LSTMConfig) -> bool:
+        """A valid result whose loss agrees with the exact loss under the tolerance rule: what a
+        setting of the LSTM family needs to count as supported (code written for v1 ignores them)."""
+        case = make_case(config, seed=0)
+        outcome = self.impl.call(case)
+        if outcome.lost_worker:
+            raise _LostWorker(outcome.error)
+        if outcome.status != OK:
+            return False
+        context = judging_context(case)
+        if context.unjudgeable is not None:
+            return False
+        allowed = context.tolerance(context.exact_grads).allowed_loss(context.exact_loss)
+        return abs(float(outcome.loss) - context.exact_loss) <= allowed
+
 
 def _config(**fields: object) -> LSTMConfig | None:
     try:
@@ -102,22 +122,39 @@ def _is_extension(name: str, value: object) -> bool:
     return value not in V1_CHOICES[name]
 
 
+def _family_passes(space: CaseSpace) -> list[dict[str, object]]:
+    """The family settings a base is searched with: all off first (a v1 base, at v1's cost), then
+    each one alone, for code written only for it (a peephole library)."""
+    passes: list[dict[str, object]] = [{}]
+    passes += [{name: True} for name in FAMILY_FIELDS if name != "proj_size" and True in getattr(space, name)]
+    return passes + ([{"proj_size": 1}] if space.with_projection else [])
+
+
 def _find_base(prober: _Prober, space: CaseSpace) -> LSTMConfig | None:
     """The first supported combination (Note [Probing order]); an extension value counts only
-    with a valid result, but one that crashes is kept as the last resort."""
+    with a valid result (a family setting only with the right loss), but one that crashes is kept
+    as the last resort."""
     fallback = None
-    for sizes in FALLBACK_SIZES:
-        for combo in itertools.product(*(getattr(space, name) for name in CHOICES)):
-            fields = dict(zip(CHOICES, combo, strict=True))
-            config = _config(**{**PROBE_SIZES, **sizes}, **fields, forget_bias=0.0)
-            if config is None:
-                continue
-            status = prober.status(config)
-            extension = any(_is_extension(name, value) for name, value in fields.items())
-            if status == OK or (status == FAILED and not extension):
-                return config
-            if status == FAILED and fallback is None:
-                fallback = config
+    choices = {name: getattr(space, name) for name in CHOICES if name not in FAMILY_FIELDS}
+    for family in _family_passes(space):
+        for sizes in FALLBACK_SIZES:
+            for combo in itertools.product(*choices.values()):
+                fields = dict(zip(choices, combo, strict=True))
+                config = _config(**{**PROBE_SIZES, **sizes}, **fields, **family, forget_bias=0.0)
+                if config is None:
+                    continue
+                status = prober.status(config)
+                if family:
+                    if status == OK and prober.computes(config):
+                        return config
+                    continue
+                extension = any(_is_extension(name, value) for name, value in fields.items())
+                if status == OK or (status == FAILED and not extension):
+                    return config
+                if status == FAILED and fallback is None:
+                    fallback = config
+        if fallback is not None:
+            break
     return fallback
 
 
@@ -202,6 +239,13 @@ def _box_notes(space: CaseSpace, region: CaseSpace) -> list[str]:
         notes.append("lengths: not supported")
     if region.forget_bias_range == 0 and space.forget_bias_range > 0:
         notes.append("forget_bias: only 0")
+    if region.require_projection and not space.require_projection:
+        notes.append("proj_size: only > 0")
+    elif space.with_projection and not region.with_projection:
+        notes.append("proj_size: only 0")
+    family = [f"{name}: only {'0' if name == 'proj_size' else 'False'}" for name in FAMILY_FIELDS]
+    if all(note in notes for note in family):  # code written for v1: one note, not four
+        notes = [note for note in notes if note not in family] + [f"{', '.join(FAMILY_FIELDS)}: not supported"]
     return notes
 
 
@@ -216,6 +260,9 @@ def _values(prober: _Prober, base: LSTMConfig, name: str, values: tuple) -> tupl
     for value, status in statuses.items():
         if status is None:  # not a valid case from this base (upstream and mean): not disproved
             kept.append(value)
+        elif name in FAMILY_FIELDS and _is_extension(name, value):
+            if status == OK and prober.computes(base.replace(**{name: value})):
+                kept.append(value)
         elif _is_extension(name, value):
             if status == OK or (status == FAILED and not v1_supported):
                 kept.append(value)
@@ -241,6 +288,10 @@ def _narrow_region(prober: _Prober, space: CaseSpace, region: CaseSpace, box: Bo
         narrowed["with_lengths"] = False
     if space.forget_bias_range > 0 and not prober.supports(rep.replace(forget_bias=1.0)):
         narrowed.update(forget_bias_special=(), forget_bias_range=0.0)
+    if rep.proj_size and not prober.supports(rep.replace(proj_size=0)):
+        narrowed["require_projection"] = True
+    elif space.with_projection and not prober.computes(rep.replace(proj_size=1)):
+        narrowed["with_projection"] = False
     return region.restrict(**narrowed)
 
 

@@ -11,10 +11,11 @@ from dataclasses import dataclass
 
 from lstm_gradcheck.oracles.records import MISMATCH, TensorResult
 
-__all__ = ["TensorSummary", "StepLocalization", "PER_STEP", "SUFFIX", "PREFIX", "finite_or_none"]
+__all__ = ["TensorSummary", "StepLocalization", "PER_STEP", "SUFFIX", "PREFIX", "REVERSE_SUFFIX", "finite_or_none"]
 
-#: Step localization methods (Note [Step localization] in lstm_gradcheck.localize).
-PER_STEP, SUFFIX, PREFIX = "per-step contributions", "suffix", "prefix"
+#: Step localization methods (Note [Step localization] in lstm_gradcheck.localize); a reverse
+#: direction's suffix runs are on each sequence's first T' steps (it runs from the last step back).
+PER_STEP, SUFFIX, PREFIX, REVERSE_SUFFIX = "per-step contributions", "suffix", "prefix", "reverse suffix"
 
 
 def finite_or_none(value: float | None) -> float | None:
@@ -58,12 +59,16 @@ class StepLocalization:
     :data:`SUFFIX` (``errors[T - T']`` is the largest error over its allowance
     of the run on each sequence's last T' steps, so ``allowed`` is 1) or
     :data:`PREFIX` (``errors[T' - 1]`` the same for the run on the first T'
-    steps). ``gate_errors[k][t]`` is the same for gate k's rows (4H tensors).
+    steps) or :data:`REVERSE_SUFFIX` (``errors[T' - 1]`` the same for the run on
+    each sequence's first T' steps with the reverse direction started from its
+    exact state). ``gate_errors[k][t]`` is the same for gate k's rows (4H tensors).
     NaN marks a step that could not be measured (the implementation refused or
     failed that run).
 
     ``entry_step`` (per-step, suffix): the latest step that is wrong, every
-    later one measured and right; ``first_wrong_prefix`` (prefix): the fewest
+    later one measured and right (for a reverse-direction tensor, ``reverse``, which
+    runs from the last step back: the earliest, every earlier one measured and
+    right); ``first_wrong_prefix`` (prefix): the fewest
     steps that show the error, every shorter prefix measured and right. Where
     that rests on a step that could not be measured, both are None and
     ``unknown`` says why; never a guess.
@@ -77,6 +82,7 @@ class StepLocalization:
     gate_errors: tuple[tuple[float, ...], ...] = ()
     unknown: str | None = None
     first_wrong_prefix: int | None = None
+    reverse: bool = False
 
     @property
     def located(self) -> bool:
@@ -94,8 +100,16 @@ class StepLocalization:
             )
         if self.entry_step is None:
             return f"{self.tensor}: no step's error exceeds the allowance on its own ({self.method})"
-        how = "per-step contributions" if self.method == PER_STEP else "suffix runs, which assume every step is alike"
-        later = "the steps after it agree" if self.entry_step < len(self.errors) - 1 else "it is the last step"
+        how = {
+            PER_STEP: "per-step contributions",
+            REVERSE_SUFFIX: "runs on the first steps, the reverse direction from its exact state",
+        }.get(self.method, "suffix runs, which assume every step is alike")
+        if self.reverse:
+            later = "the reverse direction runs back to step 0: " + (
+                "the steps before it agree" if self.entry_step > 0 else "it is its last step"
+            )
+        else:
+            later = "the steps after it agree" if self.entry_step < len(self.errors) - 1 else "it is the last step"
         return f"{self.tensor}: the error enters at step {self.entry_step} ({how}; {later})"
 
     def as_dict(self) -> dict[str, object]:
@@ -109,6 +123,8 @@ class StepLocalization:
         }
         if self.method == PREFIX:
             out["first_wrong_prefix"] = self.first_wrong_prefix
+        if self.reverse:
+            out["reverse"] = True
         if self.unknown is not None:
             out["unknown"] = self.unknown
         return out

@@ -23,13 +23,20 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from lstm_gradcheck.implementation import InProcess
-from lstm_gradcheck.localize import entry_from_end, per_step_errors
+from lstm_gradcheck.localize import entry_step, per_step_errors
 from lstm_gradcheck.oracles.judging import JudgingContext, judging_context
 from lstm_gradcheck.oracles.records import CheckResult
 from lstm_gradcheck.oracles.registry import default_oracles, oracle_names, run_oracle
 from lstm_gradcheck.properties.metamorphic import METAMORPHIC
 from lstm_gradcheck.reference.case import Case
-from lstm_gradcheck.reference.layout import GATES, gate_blocks, is_lstm_param
+from lstm_gradcheck.reference.layout import (
+    GATES,
+    PEEPHOLE_GATES,
+    gate_blocks,
+    is_layer_param,
+    is_lstm_param,
+    parse_name,
+)
 from lstm_gradcheck.reference.variants import VARIANTS, Variant, build_case
 from lstm_gradcheck.reference.verdicts import FAIL, OK, PASS, SKIPPED
 from lstm_gradcheck.report import case_json
@@ -55,8 +62,10 @@ def _as_impl(variant: Variant) -> InProcess:
 @dataclass(frozen=True)
 class ObservedLocation:
     """Where a variant is wrong on a case: mismatching tensors (and whether the loss is),
-    the gates with any element over the allowance in mismatching 4H tensors, and the
-    step where the error enters (per-step contributions; None if no LSTM parameter)."""
+    the gates with any element over the allowance in mismatching 4H tensors (and the gate
+    of a mismatching peephole weight), and the step where the error enters (per-step
+    contributions: the latest of the forward direction's parameters, else the earliest of
+    the reverse direction's, which runs back to step 0; None if no layer parameter)."""
 
     tensors: frozenset[str]
     gates: frozenset[str]
@@ -85,9 +94,10 @@ def observed_location(case: Case, variant: Variant) -> ObservedLocation:
     tensors = frozenset(t.name for t in check.mismatches)
     hidden = case.config.hidden_size
     oracle = torch_grads(case, per_step=True)
-    gates: set[str] = set()
-    params = [t for t in check.mismatches if is_lstm_param(t.name)]
-    for record in params:
+    gates: set[str] = {PEEPHOLE_GATES[parse_name(t.name).kind] for t in check.mismatches
+                       if is_layer_param(t.name) and parse_name(t.name).kind in PEEPHOLE_GATES}  # fmt: skip
+    params = [t for t in check.mismatches if is_layer_param(t.name)]
+    for record in (r for r in params if is_lstm_param(r.name)):
         ours = gate_blocks(np.asarray(grads[record.name]), hidden, axis=0)
         theirs = gate_blocks(oracle.grads[record.name], hidden, axis=0)
         for gate, a, o in zip(GATES, ours, theirs, strict=True):
@@ -98,8 +108,13 @@ def observed_location(case: Case, variant: Variant) -> ObservedLocation:
     if params and per_step is not None:
         analytic = per_step(case)
         errors = {r.name: per_step_errors(analytic[r.name], oracle.per_step[r.name], hidden)[0] for r in params}
-        entries = [entry_from_end(errors[r.name], r.allowed, lambda t: "")[0] for r in params]
-        step = max((e for e in entries if e is not None), default=None)
+        reverse = {r.name: parse_name(r.name).direction == 1 for r in params}
+        entries = {
+            r.name: entry_step(errors[r.name], r.allowed, lambda t: "", reverse=reverse[r.name])[0] for r in params
+        }
+        forward = [e for n, e in entries.items() if e is not None and not reverse[n]]
+        backward = [e for n, e in entries.items() if e is not None and reverse[n]]
+        step = max(forward) if forward else min(backward, default=None)
     loss_wrong = check.loss is not None and check.loss.status != OK
     return ObservedLocation(tensors, frozenset(gates), step, loss_wrong)
 

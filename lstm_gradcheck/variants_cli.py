@@ -38,6 +38,9 @@ def _case_text(outcome: VariantOutcome) -> str:
         extras.append(c.cell_output)
     if c.dtype != "float64":
         extras.append(c.dtype)
+    extras += [name for name in ("peepholes", "bidirectional", "coupled") if getattr(c, name)]
+    if c.proj_size:
+        extras.append(f"P={c.proj_size}")
     return " ".join([text, *extras])
 
 

@@ -27,6 +27,7 @@ from lstm_gradcheck.oracles.batched_forward import (
     groups_of,
     head_losses,
 )
+from lstm_gradcheck.oracles.batched_generic import GenericBase, generic_partial_losses_many
 from lstm_gradcheck.oracles.cost import WORKERS
 from lstm_gradcheck.reference.config import LSTMConfig
 from lstm_gradcheck.reference.layout import HEAD_BIAS, HEAD_WEIGHT
@@ -88,6 +89,8 @@ def partial_losses_many(base: Base, requests: Sequence[tuple[str, np.ndarray, np
     before they are grouped (fewer, larger groups). Every delta is promoted to
     one dtype (complex128 if any is complex).
     """
+    if isinstance(base, GenericBase):  # a case of the LSTM family (Note [Generic copies])
+        return generic_partial_losses_many(base, requests)
     dtype = np.result_type(np.float64, *(np.asarray(d).dtype for _, _, d in requests))
     partial = copy_forward(base)
     cfg = base.config

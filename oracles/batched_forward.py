@@ -38,6 +38,7 @@ from lstm_gradcheck.oracles.batched_gates import (
     matmul_into,
     real_activate_,
 )
+from lstm_gradcheck.oracles.batched_generic import GenericBase, generic_loss_magnitude, prepare_generic
 from lstm_gradcheck.reference.case import Case, step_mask
 from lstm_gradcheck.reference.config import LSTMConfig
 from lstm_gradcheck.reference.head import loss_magnitude as head_magnitude
@@ -109,8 +110,11 @@ class Base:
         return self.case.config
 
 
-def prepare(case: Case) -> Base:
-    """The base forward of ``case`` in float64 (a float32 case is promoted exactly)."""
+def prepare(case: Case) -> Base | GenericBase:
+    """The base forward of ``case`` in float64 (a float32 case is promoted exactly); a case of the
+    LSTM family gets the generic path's base (Note [Generic copies])."""
+    if not case.config.is_plain:
+        return prepare_generic(case)
     if case.config.dtype != "float64":
         case = case.astype("float64")
     cfg = case.config
@@ -447,9 +451,11 @@ def head_losses(base: Base, name: str, index: np.ndarray, delta: np.ndarray) -> 
     return out
 
 
-def loss_magnitude(base: Base) -> float:
+def loss_magnitude(base: Base | GenericBase) -> float:
     """:func:`lstm_gradcheck.reference.head.loss_magnitude` of the base forward: the size of
     what the loss adds up and rounds."""
+    if isinstance(base, GenericBase):
+        return generic_loss_magnitude(base)
     h_n = np.stack([h[-1].T for h in base.h])  # (L, B, H); padding carries the last valid state
     c_n = np.stack([c[-1].T for c in base.c])
     return head_magnitude(base.case, base.y.transpose(0, 2, 1), h_n, c_n)

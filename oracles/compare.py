@@ -10,6 +10,7 @@ import numpy as np
 from lstm_gradcheck.oracles.records import MISMATCH, NOT_PROVIDED, OK, CheckResult, LossResult, TensorResult
 from lstm_gradcheck.oracles.tolerance import VANISHING_FRACTION, Tolerance
 from lstm_gradcheck.reference.case import Case
+from lstm_gradcheck.reference.config import LSTMConfig
 from lstm_gradcheck.reference.layout import gradient_shapes, model_gradient_names
 from lstm_gradcheck.reference.locations import locate
 
@@ -21,11 +22,12 @@ def compare_tensor(
     analytic: np.ndarray | None,
     oracle_value: np.ndarray,
     tolerance: Tolerance,
-    hidden_size: int,
+    hidden_size: int | LSTMConfig,
     oracle: str,
     oracle_error: np.ndarray | None = None,
 ) -> TensorResult:
-    """Compare one gradient tensor under ``tolerance`` (Note [Tolerance rule])."""
+    """Compare one gradient tensor under ``tolerance`` (Note [Tolerance rule]); ``hidden_size`` is the
+    case's config (or a plain LSTM's hidden size), for the worst element's location."""
     if analytic is None:
         return TensorResult(name, NOT_PROVIDED, oracle, size=int(np.size(oracle_value)))
     o = np.asarray(oracle_value, dtype=np.float64)
@@ -99,9 +101,7 @@ def compare_gradients(
     for name in order:
         oracle_value = np.asarray(oracle_grads[name]).reshape(shapes[name])
         error = None if oracle_errors is None else oracle_errors.get(name)
-        results.append(
-            compare_tensor(name, analytic.get(name), oracle_value, tolerance, cfg.hidden_size, oracle, error)
-        )
+        results.append(compare_tensor(name, analytic.get(name), oracle_value, tolerance, cfg, oracle, error))
     loss_result = None
     if loss is not None and oracle_loss is not None:
         allowed = tolerance.allowed_loss(float(oracle_loss))

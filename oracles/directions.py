@@ -112,7 +112,7 @@ def located_check(
         fd = central_with_loss(exact, name, loss_fn)
     else:
         return None, 0
-    record = compare_tensor(name, analytic, fd.grads[name], tolerance, case.config.hidden_size, oracle, fd.errors[name])
+    record = compare_tensor(name, analytic, fd.grads[name], tolerance, case.config, oracle, fd.errors[name])
     return record, fd.forward_passes
 
 

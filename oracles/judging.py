@@ -91,7 +91,8 @@ def conditioning_probes(case: Case, exact: Answer) -> tuple[dict[str, float], fl
     cfg = exact_case.config
     scored = scored_steps(cfg, exact_case.targets, exact_case.lengths)
     inputs = exact_case.arrays()
-    steps_shape = (2 * cfg.num_layers * cfg.seq_len, cfg.batch_size, cfg.hidden_size)
+    # h_t and c_t of every layer's direction after every step; h is P wide (P <= H), c is H wide.
+    steps_shape = (2 * cfg.num_layers * cfg.num_directions * cfg.seq_len, cfg.batch_size, cfg.hidden_size)
     # Every array's factors and every step's, in one draw: the same values as array by array.
     ends = np.cumsum([a.size for a in inputs.values()])
     worst = dict.fromkeys([*g0, "loss"], 0.0)
@@ -102,7 +103,7 @@ def conditioning_probes(case: Case, exact: Answer) -> tuple[dict[str, float], fl
         step_factors = iter(steps.reshape(steps_shape))
 
         def per_step(h: np.ndarray, c: np.ndarray, step_factors=step_factors) -> None:
-            h *= next(step_factors)
+            h *= next(step_factors)[:, : h.shape[-1]]
             c *= next(step_factors)
 
         result, cache = forward(exact_case.with_arrays(arrays), perturb=per_step)

@@ -3,7 +3,9 @@
 A thin adapter and deliberately independent of the reference: torch's own
 sigmoid/tanh, ``log_softmax``, ``mse_loss`` and ``binary_cross_entropy_with_logits``,
 an explicit Python loop over steps, and ``torch.where`` for padding. It
-expresses every setting of the contract (identity cell output included).
+expresses every setting of the contract (identity cell output included) and of the LSTM
+family: peepholes, projection, coupled gates, and a reverse direction run step by step from
+the last step down (padding keeps the state, so each sequence starts at its own last step).
 
 With ``per_step=True`` every step gets its own leaf copy of each layer's
 weights and biases, so autograd returns each step's contribution to each
@@ -22,7 +24,7 @@ import torch.nn.functional as F
 
 from lstm_gradcheck.reference.case import Case
 from lstm_gradcheck.reference.config import UPSTREAM
-from lstm_gradcheck.reference.layout import HEAD_BIAS, HEAD_WEIGHT, STATE_INPUTS, gate_slice, layer_param_names
+from lstm_gradcheck.reference.layout import HEAD_BIAS, HEAD_WEIGHT, STATE_INPUTS, direction_param_names, gate_slice
 
 __all__ = ["TorchResult", "final_state_term", "reduced_loss", "scored_logits", "threads_for", "torch_grads"]
 
@@ -117,6 +119,38 @@ def torch_grads(case: Case, per_step: bool = False, dtype: torch.dtype = _DTYPE,
         return _torch_grads(case, per_step, dtype, device)
 
 
+def _cell(
+    cfg, names: tuple[str, ...], w: dict[str, torch.Tensor], projected: torch.Tensor, h: torch.Tensor, c: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One step of one direction: the contract's cell with the family's settings (CONTRACT.md).
+
+    ``names`` are the direction's parameter names (weight_ih, weight_hh, bias_ih, bias_hh, then the
+    peepholes ci, cf, co and the projection hr where the config has them); ``w`` maps them to tensors
+    (:func:`_with_transposes`); ``projected`` is W_ih u_t + b_ih + b_hh + forget_bias."""
+    hidden = cfg.hidden_size
+    z = projected + h @ w["hh_t"]
+    z_i, z_f, z_g, z_o = z.split(hidden, dim=-1)
+    if cfg.peepholes:
+        z_i = z_i + w[names[4]] * c
+        z_f = z_f + w[names[5]] * c
+    f_t = torch.sigmoid(z_f)
+    i_t = 1.0 - f_t if cfg.coupled else torch.sigmoid(z_i)
+    c_new = f_t * c + i_t * torch.tanh(z_g)
+    if cfg.peepholes:
+        z_o = z_o + w[names[6]] * c_new
+    m = torch.sigmoid(z_o) * (torch.tanh(c_new) if cfg.cell_output == "tanh" else c_new)
+    h_new = m @ w["hr_t"] if cfg.proj_size else m
+    return h_new, c_new
+
+
+def _with_transposes(w: dict[str, torch.Tensor], names: tuple[str, ...]) -> dict[str, torch.Tensor]:
+    """``w`` plus W_hh^T (``"hh_t"``) and, for a projection (the last name), W_hr^T (``"hr_t"``)."""
+    w["hh_t"] = w[names[1]].T
+    if names[-1].startswith("weight_hr"):
+        w["hr_t"] = w[names[-1]].T
+    return w
+
+
 def _torch_grads(case: Case, per_step: bool, dtype: torch.dtype = _DTYPE, device: str = "cpu") -> TorchResult:
     cfg = case.config
     hidden, t_len = cfg.hidden_size, cfg.seq_len
@@ -130,42 +164,44 @@ def _torch_grads(case: Case, per_step: bool, dtype: torch.dtype = _DTYPE, device
     # forget_bias is a constant inside the forget gate's sigmoid: a constant shift of z_f.
     shift = torch.zeros(4 * hidden, dtype=dtype, device=device)
     shift[gate_slice("f", hidden)] = cfg.forget_bias
-    inputs = states["x"]  # (T, B, I), then each layer's outputs (T, B, H)
+    inputs = states["x"]  # (T, B, I), then each layer's outputs (T, B, D * P)
     h_n, c_n = [], []
     for k in range(cfg.num_layers):
-        names = layer_param_names(k)
-        if per_step:
-            # Each step its own leaf copy of the layer's weights: autograd then returns
-            # every step's contribution to each parameter gradient.
-            copies = {n: [params[n].detach().clone().requires_grad_(True) for _ in range(t_len)] for n in names}
-            step_leaves.update(copies)
-            projected = [
-                inputs[t] @ copies[names[0]][t].T + copies[names[2]][t] + copies[names[3]][t] + shift
-                for t in range(t_len)
-            ]
-        else:
-            w_ih, b_ih, b_hh = params[names[0]], params[names[2]], params[names[3]]
-            # Every step's input at once, split into steps by one unbind: indexing step by step
-            # would give autograd T select nodes, each scattering into a zero (T, B, 4H) gradient.
-            projected = (inputs @ w_ih.T + (b_ih + b_hh + shift)).unbind(0)
-        h, c = states["h0"][k], states["c0"][k]
         outputs = []
-        w_hh_t = None if per_step else params[names[1]].T  # one transpose node, not one per step
-        for t in range(t_len):
-            z = projected[t] + h @ (copies[names[1]][t].T if per_step else w_hh_t)
-            gates = torch.sigmoid(z)  # i, f and o; the g rows are replaced by tanh below
-            i_t, f_t, _, o_t = gates.split(hidden, dim=-1)
-            g_t = torch.tanh(z[:, gate_slice("g", hidden)])
-            c_new = f_t * c + i_t * g_t
-            h_new = o_t * (torch.tanh(c_new) if cfg.cell_output == "tanh" else c_new)
-            if mask is not None:
-                h_new = torch.where(mask[t], h_new, h)
-                c_new = torch.where(mask[t], c_new, c)
-            h, c = h_new, c_new
-            outputs.append(h)
-        h_n.append(h)
-        c_n.append(c)
-        inputs = torch.stack(outputs)
+        for d in range(cfg.num_directions):
+            names = direction_param_names(cfg, k, d)
+            if per_step:
+                # Each step its own leaf copy of the direction's parameters: autograd then returns
+                # every step's contribution to each parameter gradient (by time step).
+                copies = {n: [params[n].detach().clone().requires_grad_(True) for _ in range(t_len)] for n in names}
+                step_leaves.update(copies)
+                weights = [_with_transposes({n: copies[n][t] for n in names}, names) for t in range(t_len)]
+                projected = [
+                    inputs[t] @ w[names[0]].T + w[names[2]] + w[names[3]] + shift for t, w in enumerate(weights)
+                ]
+            else:
+                w_ih, b_ih, b_hh = params[names[0]], params[names[2]], params[names[3]]
+                # Every step's input at once, split into steps by one unbind: indexing step by step
+                # would give autograd T select nodes, each scattering into a zero (T, B, 4H) gradient.
+                projected = (inputs @ w_ih.T + (b_ih + b_hh + shift)).unbind(0)
+                # One transpose node per weight, not one per step.
+                weights = [_with_transposes({n: params[n] for n in names}, names)] * t_len
+            state = k * cfg.num_directions + d
+            h, c = states["h0"][state], states["c0"][state]
+            out: list[torch.Tensor | None] = [None] * t_len
+            # The reverse direction runs from the last step down; padding steps (t >= lengths[b]) keep
+            # the state, so each sequence starts at its own last valid step (packed sequences).
+            for t in range(t_len) if d == 0 else range(t_len - 1, -1, -1):
+                h_new, c_new = _cell(cfg, names, weights[t], projected[t], h, c)
+                if mask is not None:
+                    h_new = torch.where(mask[t], h_new, h)
+                    c_new = torch.where(mask[t], c_new, c)
+                h, c = h_new, c_new
+                out[t] = h
+            h_n.append(h)
+            c_n.append(c)
+            outputs.append(torch.stack(out))
+        inputs = torch.cat(outputs, dim=-1) if len(outputs) > 1 else outputs[0]
     top = inputs
     y = top @ params[HEAD_WEIGHT].T + params[HEAD_BIAS] if cfg.has_head else top
     loss = reduced_loss(y, case)

@@ -83,8 +83,8 @@ def _run(obj: object, kind: str, case: Case, x, hx, params: Mapping[str, torch.T
         return obj(x, hx, dict(params)), params
     module = obj
     if isinstance(obj, type):
-        extra = {k: v for k, v in (("proj_size", getattr(cfg, "proj_size", 0)),) if v}
-        if getattr(cfg, "bidirectional", False):
+        extra: dict[str, object] = {"proj_size": cfg.proj_size} if cfg.proj_size else {}
+        if cfg.bidirectional:
             extra["bidirectional"] = True
         try:
             module = obj(cfg.input_size, cfg.hidden_size, num_layers=cfg.num_layers, **extra)

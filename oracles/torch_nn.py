@@ -4,9 +4,11 @@ A thin adapter. Parameters are copied into the modules by name (the
 contract's names are torch's); TensorFlow's constant ``forget_bias`` is folded
 into the forget rows of ``bias_ih`` (a constant shift, so the gradient of
 ``bias_ih`` is unchanged); variable lengths go through
-``pack_padded_sequence``. ``cell_output = "identity"`` (h = o * c) cannot be
-expressed with ``nn.LSTM``, which always applies tanh to the cell: such a case
-raises :class:`NotExpressible` instead of being guessed at.
+``pack_padded_sequence``; ``proj_size`` and ``bidirectional`` are ``nn.LSTM``'s own
+(``weight_hr_l{k}``, the ``_reverse`` parameters, h0 and h_n indexed k * D + d).
+``cell_output = "identity"`` (h = o * c), peepholes and coupled gates cannot be
+expressed with ``nn.LSTM``: such a case raises :class:`NotExpressible` instead of
+being guessed at.
 """
 
 from __future__ import annotations
@@ -50,15 +52,19 @@ def _nn_grads(case: Case) -> TorchResult:
         raise NotExpressible(reason)
     cfg = case.config
     dtype = torch.float64
-    lstm = nn.LSTM(cfg.input_size, cfg.hidden_size, num_layers=cfg.num_layers, dtype=dtype)
-    head = nn.Linear(cfg.hidden_size, cfg.output_size, dtype=dtype)
+    lstm = nn.LSTM(
+        cfg.input_size, cfg.hidden_size, num_layers=cfg.num_layers, dtype=dtype,
+        proj_size=cfg.proj_size, bidirectional=cfg.bidirectional,
+    )  # fmt: skip
+    head = nn.Linear(cfg.top_width, cfg.output_size, dtype=dtype)
     forget = gate_slice("f", cfg.hidden_size)
     with torch.no_grad():
         for name, value in case.params.items():
             module, attr = (head, name.split(".", 1)[1]) if name in (HEAD_WEIGHT, HEAD_BIAS) else (lstm, name)
             getattr(module, attr).copy_(torch.tensor(np.array(value, dtype=np.float64)))
         for k in range(cfg.num_layers):
-            getattr(lstm, bias_ih(k))[forget] += cfg.forget_bias
+            for d in range(cfg.num_directions):
+                getattr(lstm, bias_ih(k, d))[forget] += cfg.forget_bias
     states = {n: torch.tensor(np.array(getattr(case, n), dtype=np.float64), requires_grad=True) for n in STATE_INPUTS}
     named = {**dict(lstm.named_parameters()), **{f"head.{n}": p for n, p in head.named_parameters()}}
     leaves = {**{n: named[n] for n in case.params}, **states}

@@ -11,7 +11,13 @@ compares the two sides under the tolerance rule; none needs an oracle:
   sequence truncated to its length (reduction sum); needs lengths.
 * :func:`single_step`: at T = 1 with one layer, the gradients equal one cell
   step differentiated in closed form (any loss head, via the reference's
-  ``head_loss`` for dL/dy only).
+  ``head_loss`` for dL/dy only); the plain LSTM only.
+* :func:`peepholes_zero`: a peephole case with every peephole weight zero equals
+  the case without peepholes (the peepholes' own gradients aside).
+* :func:`bidirectional_forward_half`: a bidirectional case whose reverse outputs
+  reach nothing (the layer above's and the head's columns reading them, their
+  upstream and final-state gradients zeroed) equals the unidirectional case of
+  its forward half, and every reverse-direction gradient is zero.
 
 Each returns a :class:`CheckResult` (or None when the check does not apply to
 the case). The property tests run them on the reference; the kill matrix runs
@@ -29,7 +35,18 @@ from lstm_gradcheck.oracles.judging import judging_context
 from lstm_gradcheck.oracles.records import CheckResult
 from lstm_gradcheck.reference.activations import sigmoid
 from lstm_gradcheck.reference.case import Case, GradsFn
-from lstm_gradcheck.reference.layout import bias_ih, gate_blocks, gate_slice, param_names
+from lstm_gradcheck.reference.config import UPSTREAM
+from lstm_gradcheck.reference.layout import (
+    HEAD_WEIGHT,
+    PEEPHOLE_KINDS,
+    STATE_INPUTS,
+    bias_ih,
+    gate_blocks,
+    gate_slice,
+    param_shapes,
+    parse_name,
+    weight_ih,
+)
 from lstm_gradcheck.reference.losses import head_loss, scored_steps
 
 __all__ = [
@@ -42,6 +59,8 @@ __all__ = [
     "lengths_truncation",
     "closed_form_single_step",
     "single_step",
+    "peepholes_zero",
+    "bidirectional_forward_half",
 ]
 
 
@@ -73,7 +92,7 @@ def example(case: Case, b: int, steps: int | None = None) -> Case:
 
 def batch_of(case: Case, per_example: list[tuple[float, Mapping[str, np.ndarray]]]) -> tuple[float, dict]:
     """Reassemble per-example results into the batch's: parameters add, x/h0/c0 concatenate."""
-    every = param_names(case.config.num_layers, head=case.config.has_head)
+    every = list(param_shapes(case.config))
     names = [n for n in every if all(n in g for _, g in per_example)]
     grads = {name: sum(g[name] for _, g in per_example) for name in names}
     if all("x" in g for _, g in per_example):
@@ -95,9 +114,10 @@ def forget_bias_fold(impl: GradsFn, case: Case) -> CheckResult | None:
     params = dict(case.params)
     rows = gate_slice("f", cfg.hidden_size)
     for k in range(cfg.num_layers):
-        shifted = params[bias_ih(k)].copy()
-        shifted[rows] += cfg.forget_bias
-        params[bias_ih(k)] = shifted
+        for d in range(cfg.num_directions):
+            shifted = params[bias_ih(k, d)].copy()
+            shifted[rows] += cfg.forget_bias
+            params[bias_ih(k, d)] = shifted
     folded = case.replace(config=cfg.replace(forget_bias=0.0), params=params)
     return _compare(case, impl(case), impl(folded), "forget_bias folded")
 
@@ -162,10 +182,92 @@ def closed_form_single_step(case: Case) -> tuple[float, dict[str, np.ndarray]]:
 
 
 def single_step(impl: GradsFn, case: Case) -> CheckResult | None:
-    """At T = 1 with one layer, the implementation equals the closed-form cell step."""
-    if case.config.seq_len != 1 or case.config.num_layers != 1:
+    """At T = 1 with one layer, the implementation equals the closed-form cell step (plain LSTM)."""
+    if case.config.seq_len != 1 or case.config.num_layers != 1 or not case.config.is_plain:
         return None
     return _compare(case, impl(case), closed_form_single_step(case), "closed-form cell step")
+
+
+def peepholes_zero(impl: GradsFn, case: Case) -> CheckResult | None:
+    """Zero peephole weights give the loss and gradients of the same case without peepholes."""
+    cfg = case.config
+    if not cfg.peepholes:
+        return None
+    peep = {n for n in case.params if parse_name(n).kind in PEEPHOLE_KINDS}
+    zeroed = case.with_arrays({n: np.zeros_like(case.params[n]) for n in peep})
+    plain = case.replace(
+        config=cfg.replace(peepholes=False), params={n: a for n, a in case.params.items() if n not in peep}
+    )
+    loss, grads = impl(zeroed)
+    return _compare(plain, (loss, {n: g for n, g in grads.items() if n not in peep}), impl(plain), "peepholes zero")
+
+
+def _forward_half(case: Case) -> tuple[Case, Case]:
+    """The bidirectional case with its reverse outputs cut off, and its forward half alone."""
+    cfg = case.config
+    width = cfg.h_size
+    params = dict(case.params)
+    for k in range(1, cfg.num_layers):
+        params[weight_ih(k)] = _zero_columns(params[weight_ih(k)], width)
+    if cfg.has_head:
+        params[HEAD_WEIGHT] = _zero_columns(params[HEAD_WEIGHT], width)
+    targets = case.targets
+    if cfg.loss == UPSTREAM:
+        targets = _zero_columns(targets, width)
+    finals = {}
+    if cfg.final_state:
+        finals = {n: _zero_states(getattr(case, n)) for n in ("dh_n", "dc_n")}
+    cut = case.replace(params=params, targets=targets, **finals)
+    half_params = {
+        n: (a[:, :width] if n == HEAD_WEIGHT or (n.startswith("weight_ih_l") and parse_name(n).layer > 0) else a)
+        for n, a in params.items()
+        if parse_name(n).direction != 1
+    }
+    half = Case(
+        cfg.replace(bidirectional=False), half_params, case.x, case.h0[0::2], case.c0[0::2],
+        targets[..., :width] if cfg.loss == UPSTREAM else targets, case.lengths,
+        None if not cfg.final_state else finals["dh_n"][0::2], None if not cfg.final_state else finals["dc_n"][0::2],
+        seed=case.seed,
+    )  # fmt: skip
+    return cut, half
+
+
+def _zero_columns(a: np.ndarray, width: int) -> np.ndarray:
+    out = np.array(a)
+    out[..., width:] = 0
+    return out
+
+
+def _zero_states(a: np.ndarray) -> np.ndarray:
+    out = np.array(a)
+    out[1::2] = 0
+    return out
+
+
+def bidirectional_forward_half(impl: GradsFn, case: Case) -> CheckResult | None:
+    """With its reverse outputs reaching nothing, a bidirectional case is its forward half: the loss
+    and the forward direction's gradients are the unidirectional case's, the reverse direction's
+    are zero (the columns reading the reverse half keep the implementation's own values)."""
+    if not case.config.bidirectional:
+        return None
+    cut, half = _forward_half(case)
+    width = case.config.h_size
+    got = impl(cut)
+    half_loss, half_grads = impl(half)
+    expected = {}
+    for name, value in got[1].items():
+        parsed = parse_name(name)
+        if name in STATE_INPUTS[1:]:
+            states = np.zeros_like(np.asarray(value, dtype=np.float64))
+            states[0::2] = half_grads[name] if name in half_grads else value[0::2]
+            expected[name] = states
+        elif parsed.direction == 1:
+            expected[name] = np.zeros_like(np.asarray(value, dtype=np.float64))
+        elif name in half_grads and np.shape(half_grads[name]) != np.shape(value):  # reads both halves
+            expected[name] = np.concatenate([half_grads[name], np.asarray(value)[:, width:]], axis=1)
+        elif name in half_grads:
+            expected[name] = half_grads[name]
+    return _compare(cut, got, (half_loss, expected), "bidirectional forward half")
 
 
 #: name -> check, for the kill matrix and the property tests.
@@ -174,4 +276,6 @@ METAMORPHIC: dict[str, Callable[[GradsFn, Case], CheckResult | None]] = {
     "batch additivity": batch_additivity,
     "lengths truncation": lengths_truncation,
     "single step": single_step,
+    "peepholes zero": peepholes_zero,
+    "bidirectional forward half": bidirectional_forward_half,
 }

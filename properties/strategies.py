@@ -6,11 +6,13 @@
 and every case is reproducible from its seed; shapes and settings are drawn
 directly, so a failure shrinks towards the simplest case that still fails:
 one layer, one step, size 1, forget_bias 0, no lengths, sum reduction,
-float64, tanh cell, no final-state term, random initial states.
+float64, tanh cell, no final-state term, random initial states, and none
+of the LSTM family's settings (peepholes, projection, bidirectional,
+coupled gates; each drawn one time in six, a projection only where H >= 2).
 
 Every array that enters the loss is random and nonzero: weights, both
-biases, h0, c0 (but where a case draws zero initial states, one time in four
-each), x, targets (and so the upstream weighting of the loss; for the
+biases, the peepholes and the projection, h0, c0 (but where a case draws zero
+initial states, one time in four each), x, targets (and so the upstream weighting of the loss; for the
 layer-only loss ``upstream``, the upstream gradient itself) and, with
 ``final_state``, dh_n and dc_n. There is never an all-ones upstream gradient.
 
@@ -64,7 +66,10 @@ class CaseSpace:
     ``reduction``, ``h0``, ...; :data:`~lstm_gradcheck.reference.config.CHOICES`)
     and list the allowed values, the simplest first (Hypothesis shrinks towards
     it). The loss ``upstream`` always takes reduction ``sum`` (it has nothing to
-    average), so it needs ``"sum"`` in ``reduction``.
+    average), so it needs ``"sum"`` in ``reduction``. ``with_projection`` allows
+    ``proj_size`` in [1, H - 1] (an integer setting, so not among the choices),
+    ``require_projection`` draws one always (and H >= 2); :meth:`plain` forbids
+    every setting of the LSTM family.
     """
 
     max_input: int = 12
@@ -87,6 +92,11 @@ class CaseSpace:
     final_state: tuple[bool, ...] = CHOICES["final_state"]
     h0: tuple[str, ...] = CHOICES["h0"]
     c0: tuple[str, ...] = CHOICES["c0"]
+    peepholes: tuple[bool, ...] = CHOICES["peepholes"]
+    bidirectional: tuple[bool, ...] = CHOICES["bidirectional"]
+    coupled: tuple[bool, ...] = CHOICES["coupled"]
+    with_projection: bool = True
+    require_projection: bool = False
     forget_bias_special: tuple[float, ...] = (1.0, -1.0, 5.0, -5.0)
     forget_bias_range: float = 6.0
     weight_scales: tuple[float, ...] = (1.0, 0.5, 2.0)
@@ -115,6 +125,8 @@ class CaseSpace:
                 raise ValueError(f"CaseSpace: {low} ({getattr(self, low)}) exceeds {high} ({getattr(self, high)})")
         if not (isinstance(self.forget_bias_range, (int, float)) and 0 <= self.forget_bias_range < 1e6):
             raise ValueError(f"CaseSpace.forget_bias_range: expected a number >= 0, got {self.forget_bias_range!r}")
+        if self.require_projection and (not self.with_projection or self.max_hidden < 2):
+            raise ValueError("CaseSpace: require_projection needs with_projection and max_hidden >= 2")
 
     def restrict(self, **changes: object) -> CaseSpace:
         return replace(self, **changes)
@@ -149,6 +161,17 @@ class CaseSpace:
             special = tuple(v for v in self.forget_bias_special if abs(v) <= forget_bias_range)
             changes.update(forget_bias_range=float(forget_bias_range), forget_bias_special=special)
         return replace(self, **changes)
+
+    def plain(self) -> CaseSpace:
+        """This space without the LSTM family's settings: the plain LSTM of contract v1."""
+        return replace(
+            self,
+            peepholes=(False,),
+            bidirectional=(False,),
+            coupled=(False,),
+            with_projection=False,
+            require_projection=False,
+        )
 
     def losses(self) -> tuple[str, ...]:
         """The losses that can be drawn (``upstream`` only where ``sum`` is allowed)."""
@@ -216,7 +239,7 @@ def dims(space: CaseSpace = DEFAULT_SPACE) -> st.SearchStrategy[dict[str, int]]:
         {
             "num_layers": st.integers(space.min_layers, space.max_layers),
             "seq_len": seq_lens(space),
-            "hidden_size": _mostly_up_to(1, space.usual_hidden, space.max_hidden),
+            "hidden_size": _mostly_up_to(2 if space.require_projection else 1, space.usual_hidden, space.max_hidden),
             "input_size": _mostly_up_to(1, space.usual_input, space.max_input),
             "output_size": st.integers(1, space.max_output),
             "batch_size": st.integers(space.min_batch, space.max_batch),
@@ -224,24 +247,39 @@ def dims(space: CaseSpace = DEFAULT_SPACE) -> st.SearchStrategy[dict[str, int]]:
     )
 
 
+_GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0
+
+
+def _spread(k: int, whole: int, bound: float) -> float:
+    """The k-th point of the golden-ratio sequence over [-whole, whole], on the hundredths' midpoints."""
+    hundredth = int((k * _GOLDEN) % 1.0 * 200 * whole)
+    return float(np.clip(-whole + (hundredth + 0.5) / 100, -bound, bound))
+
+
 @lru_cache(maxsize=64)
 def forget_biases(space: CaseSpace = DEFAULT_SPACE) -> st.SearchStrategy[float]:
     """0 first, then the telling values (+-1, +-5, ...), then any in the range (0 excluded
-    when ``space.nonzero_forget_bias``): a unit interval drawn evenly, then a point in it,
-    so every window of the range is reached (a float strategy alone favours a few values)."""
+    when ``space.nonzero_forget_bias``) on the midpoints of its hundredths, spread by the
+    golden-ratio sequence so every window of the range is reached (a float strategy alone
+    favours a few values)."""
     bound = space.forget_bias_range
     whole = math.ceil(bound)
     anywhere = (
         st.just(0.0)
         if bound == 0
-        else st.tuples(st.integers(-whole, whole - 1), st.integers(0, 99)).map(
-            # Inside the unit, never on its ends (a float strategy favours 0.0, which would sit on them).
-            lambda unit: float(np.clip(unit[0] + (unit[1] + 0.5) / 100, -bound, bound))
-        )
+        # A hundredth of the range picked by the golden-ratio sequence of a drawn integer, and a point
+        # inside it, never on its ends (a float strategy favours 0.0, which would sit on them):
+        # Hypothesis's generator favours a few small integers and repeats them, and the sequence
+        # spreads even those evenly over the range, so every window of it is reached.
+        else st.integers(0, 2**20).map(lambda k: _spread(k, whole, bound))
     )
+    special = st.sampled_from(space.forget_bias_special) if space.forget_bias_special else anywhere
     if space.nonzero_forget_bias:
-        return st.one_of(st.sampled_from(space.forget_bias_special), anywhere.filter(lambda b: b != 0))
-    return st.one_of(st.just(0.0), st.sampled_from(space.forget_bias_special), anywhere)
+        anywhere = anywhere.filter(lambda b: b != 0)
+        return st.integers(0, 3).flatmap(lambda k: special if k == 0 else anywhere)
+    # One draw in six 0, one a telling value, four anywhere (st.one_of over the three gave far
+    # fewer fresh windows); the class shrinks towards 0.
+    return st.integers(0, 5).flatmap(lambda k: st.just(0.0) if k == 0 else special if k == 1 else anywhere)
 
 
 @st.composite
@@ -252,6 +290,12 @@ def configs(draw: st.DrawFn, space: CaseSpace = DEFAULT_SPACE) -> LSTMConfig:
     loss_at, loss, reduction = draw(choice["loss_at"]), draw(choice["loss"]), draw(choice["reduction"])
     forget_bias = draw(forget_biases(space))
     cell_output, dtype, final_state = draw(choice["cell_output"]), draw(choice["dtype"]), draw(choice["final_state"])
+    h0, c0 = draw(choice["h0"]), draw(choice["c0"])
+    family = {name: draw(choice[name]) for name in ("peepholes", "bidirectional", "coupled")}
+    if space.require_projection:
+        family["proj_size"] = draw(st.integers(1, sizes["hidden_size"] - 1))
+    elif space.with_projection and sizes["hidden_size"] >= 2:
+        family["proj_size"] = draw(_projections(sizes["hidden_size"]))
     return LSTMConfig(
         **sizes,
         loss_at=loss_at,
@@ -261,8 +305,9 @@ def configs(draw: st.DrawFn, space: CaseSpace = DEFAULT_SPACE) -> LSTMConfig:
         cell_output=cell_output,
         dtype=dtype,
         final_state=final_state,
-        h0=draw(choice["h0"]),
-        c0=draw(choice["c0"]),
+        h0=h0,
+        c0=c0,
+        **family,
     )
 
 
@@ -274,6 +319,20 @@ def _mostly_first(values: tuple) -> st.SearchStrategy:
     return st.integers(0, 3).map(lambda k: values[0] if k < 3 else values[1])
 
 
+def _sometimes(values: tuple) -> st.SearchStrategy:
+    """The second value one draw in six when there are two (a setting of the LSTM family: drawn
+    sometimes, shrinking towards off); the only value otherwise."""
+    if len(values) != 2:
+        return st.sampled_from(values)
+    return st.integers(0, 5).map(lambda k: values[1] if k == 5 else values[0])
+
+
+@lru_cache(maxsize=64)
+def _projections(hidden: int) -> st.SearchStrategy[int]:
+    """proj_size: 0 five draws in six (shrinking towards no projection), else 1 .. H - 1."""
+    return st.integers(0, 5).flatmap(lambda k: st.integers(1, hidden - 1) if k == 5 else st.just(0))
+
+
 # Strategies are built once per space (and per config for lengths): Hypothesis validates
 # each new strategy object on first use, which cost more than drawing the case itself.
 @lru_cache(maxsize=64)
@@ -281,6 +340,8 @@ def _settings(space: CaseSpace) -> dict[str, st.SearchStrategy]:
     out = {name: st.sampled_from(getattr(space, name)) for name in CHOICES}
     out["loss"] = st.sampled_from(space.losses())
     out["h0"], out["c0"] = _mostly_first(space.h0), _mostly_first(space.c0)
+    for name in ("peepholes", "bidirectional", "coupled"):
+        out[name] = _sometimes(getattr(space, name))
     return out
 
 

@@ -27,7 +27,7 @@ import numpy as np
 
 from lstm_gradcheck.reference.layout import gate_row_vector, gate_slice
 
-__all__ = ["GateConstants", "gate_constants", "activate_gates", "sigmoid", "sigmoid_and_grad"]
+__all__ = ["GateConstants", "gate_constants", "activate_gates", "sigmoid", "sigmoid_and_grad", "tanh_and_grad"]
 
 
 class GateConstants:
@@ -74,7 +74,7 @@ def activate_gates(e: np.ndarray, consts: GateConstants, out: np.ndarray) -> np.
     np.add(e, 1.0, out=out)
     np.divide(1.0, out, out=out)  # r: the sigmoid rows are done (divide: twice np.reciprocal's speed here)
 
-    # Explicit ufunc calls, not a *= b: see Note [Speed] in reference/lstm.py.
+    # Explicit ufunc calls, not a *= b: see Note [Speed] in reference/layer.py.
     np.multiply(e, out, out=e)
     np.multiply(e, out, out=e)  # E r^2
     np.multiply(e_g, 4.0, out=e_g)  # a view of e's tanh rows
@@ -94,3 +94,11 @@ def sigmoid_and_grad(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def sigmoid(z: np.ndarray) -> np.ndarray:
     """Logistic sigmoid, overflow-free and relatively accurate (see the Note)."""
     return sigmoid_and_grad(z)[0]
+
+
+def tanh_and_grad(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """tanh(z) and tanh'(z) = 4 E r^2 (E = exp(-2|z|), r = 1 / (1 + E)): no 1 - tanh^2 cancellation
+    where tanh saturates (see the Note)."""
+    e = np.exp(-2.0 * np.abs(z))
+    r = 1.0 / (1.0 + e)
+    return np.tanh(z), 4.0 * e * r * r

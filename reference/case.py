@@ -37,17 +37,26 @@ __all__ = [
     "random_params",
     "random_targets",
     "scored_steps_target_shape",
+    "state_shapes",
     "step_mask",
 ]
 
 
 def scored_steps_target_shape(config: LSTMConfig) -> tuple[int, ...]:
     """Shape of ``case.targets``: (T, B) or (B,) for class indices, plus (O,) for mse/bce and
-    (H,) for ``upstream``, whose targets are the upstream gradient dh_top of the top layer's h."""
+    (D*P,) for ``upstream``, whose targets are the upstream gradient dh_top of the top layer's
+    output (both directions' h, each of width P = proj_size or H)."""
     lead = (config.seq_len, config.batch_size) if config.loss_at == "every" else (config.batch_size,)
     if config.loss == "cross_entropy":
         return lead
-    return (*lead, config.hidden_size if config.loss == UPSTREAM else config.output_size)
+    return (*lead, config.top_width if config.loss == UPSTREAM else config.output_size)
+
+
+def state_shapes(config: LSTMConfig) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Shapes of h0 (and h_n, dh_n) and of c0 (and c_n, dc_n): (L*D, B, P) and (L*D, B, H), state
+    k * D + d being layer k's direction d (P = proj_size or H, D = 2 when bidirectional)."""
+    states = config.num_layers * config.num_directions
+    return (states, config.batch_size, config.h_size), (states, config.batch_size, config.hidden_size)
 
 
 def _frozen_array(name: str, value: Any, shape: tuple[int, ...], dtype: np.dtype, *, finite: bool = True) -> np.ndarray:
@@ -72,18 +81,21 @@ class Case:
     """One fully specified input of the contract's model.
 
     Attributes (shapes with T = seq_len, B = batch_size, I = input_size,
-    H = hidden_size, L = num_layers, O = output_size):
+    H = hidden_size, L = num_layers, O = output_size, P = proj_size or H,
+    D = 2 when bidirectional else 1):
         config: the frozen :class:`LSTMConfig`.
-        params: name -> array, names and shapes as ``torch.nn.LSTM`` plus
-            ``head.weight`` (O, H) and ``head.bias`` (O,).
+        params: name -> array, names and shapes as ``torch.nn.LSTM`` plus the
+            peepholes and ``head.weight`` (O, D*P) and ``head.bias`` (O,)
+            (:func:`lstm_gradcheck.reference.layout.param_shapes`).
         x: (T, B, I) inputs.
-        h0, c0: (L, B, H) initial states (zero where ``config.h0`` / ``config.c0`` is "zero").
+        h0: (L*D, B, P), c0: (L*D, B, H) initial states (zero where ``config.h0`` /
+            ``config.c0`` is "zero").
         targets: int64 class indices (T, B) / (B,) for cross_entropy, floats
             (T, B, O) / (B, O) for mse and bce (bce in [0, 1]); for ``upstream``
-            the upstream gradient of the top layer's h, floats (T, B, H) / (B, H)
-            (also available as :attr:`dh_top`).
+            the upstream gradient of the top layer's output, floats (T, B, D*P) /
+            (B, D*P) (also available as :attr:`dh_top`).
         lengths: ``None`` or int64 (B,) with 1 <= lengths[b] <= T.
-        dh_n, dc_n: (L, B, H) upstream gradients of the final states when
+        dh_n (L*D, B, P), dc_n (L*D, B, H): upstream gradients of the final states when
             ``config.final_state``, else ``None``.
         seed, weight_scale: the arguments :func:`make_case` was built with, if
             any (for reports and reproducing command lines).
@@ -119,10 +131,11 @@ class Case:
         params = {n: _frozen_array(f"params[{n!r}]", self.params[n], s, dtype) for n, s in shapes.items()}
         set_ = object.__setattr__
         set_(self, "params", MappingProxyType(params))
-        state = (cfg.num_layers, cfg.batch_size, cfg.hidden_size)
+        shapes = dict(zip(("h0", "c0"), state_shapes(cfg), strict=True))
+        shapes.update(dh_n=shapes["h0"], dc_n=shapes["c0"])
         set_(self, "x", _frozen_array("x", self.x, (cfg.seq_len, cfg.batch_size, cfg.input_size), dtype))
         for name in ("h0", "c0"):
-            value = _frozen_array(name, getattr(self, name), state, dtype)
+            value = _frozen_array(name, getattr(self, name), shapes[name], dtype)
             if getattr(cfg, name) == ZERO and np.any(value != 0):
                 raise CaseError(
                     f"case.{name}: config.{name} is 'zero', so expected zeros, got a nonzero value "
@@ -136,9 +149,10 @@ class Case:
             if cfg.final_state:
                 if value is None:
                     raise CaseError(
-                        f"case.{name}: config.final_state is True, so expected an array of shape {state}, got None"
+                        f"case.{name}: config.final_state is True, so expected an array of shape {shapes[name]}, "
+                        "got None"
                     )
-                set_(self, name, _frozen_array(name, value, state, dtype))
+                set_(self, name, _frozen_array(name, value, shapes[name], dtype))
             elif value is not None:
                 raise CaseError(f"case.{name}: config.final_state is False, so expected None, got an array")
         if cfg.dtype == BFLOAT16:
@@ -208,8 +222,8 @@ class Case:
 
     @property
     def dh_top(self) -> np.ndarray | None:
-        """The upstream gradient of the top layer's h, (T, B, H) or (B, H) for ``loss_at`` last,
-        when ``config.loss`` is ``upstream`` (it is ``targets``); else None."""
+        """The upstream gradient of the top layer's output, (T, B, D*P) or (B, D*P) for ``loss_at``
+        last, when ``config.loss`` is ``upstream`` (it is ``targets``); else None."""
         return self.targets if self.config.loss == UPSTREAM else None
 
     def arrays(self) -> dict[str, np.ndarray]:
@@ -311,7 +325,8 @@ def step_mask(lengths: np.ndarray | None, seq_len: int) -> np.ndarray | None:
 
 
 def random_params(config: LSTMConfig, rng: np.random.Generator, weight_scale: float = 1.0) -> dict[str, np.ndarray]:
-    """Every parameter ~ U(-s, s), s = weight_scale / sqrt(H) (torch's init when 1); both biases random."""
+    """Every parameter ~ U(-s, s), s = weight_scale / sqrt(H) (torch's init when 1); both biases, the
+    peepholes and the projection random too."""
     bound = weight_scale / np.sqrt(config.hidden_size)
     return {
         name: round_to_dtype(rng.uniform(-bound, bound, size=shape), config.dtype)
@@ -322,14 +337,14 @@ def random_params(config: LSTMConfig, rng: np.random.Generator, weight_scale: fl
 def random_inputs(
     config: LSTMConfig, rng: np.random.Generator, input_scale: float = 1.0
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """x (T, B, I) ~ N(0, input_scale^2); h0 (L, B, H) ~ U(-1, 1); c0 (L, B, H) ~ N(0, 1)."""
+    """x (T, B, I) ~ N(0, input_scale^2); h0 (L*D, B, P) ~ U(-1, 1); c0 (L*D, B, H) ~ N(0, 1)."""
     dtype = config.dtype
-    state = (config.num_layers, config.batch_size, config.hidden_size)
+    h_state, c_state = state_shapes(config)
     x = round_to_dtype(input_scale * rng.standard_normal((config.seq_len, config.batch_size, config.input_size)), dtype)
     return (
         x,
-        round_to_dtype(rng.uniform(-1.0, 1.0, size=state), dtype),
-        round_to_dtype(rng.standard_normal(state), dtype),
+        round_to_dtype(rng.uniform(-1.0, 1.0, size=h_state), dtype),
+        round_to_dtype(rng.standard_normal(c_state), dtype),
     )
 
 
@@ -347,12 +362,13 @@ def random_targets(config: LSTMConfig, rng: np.random.Generator) -> np.ndarray:
 def random_final_state_grads(
     config: LSTMConfig, rng: np.random.Generator
 ) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """dh_n, dc_n (L, B, H) ~ N(0, 1) when ``config.final_state``, else (None, None)."""
+    """dh_n (L*D, B, P), dc_n (L*D, B, H) ~ N(0, 1) when ``config.final_state``, else (None, None)."""
     if not config.final_state:
         return None, None
-    state = (config.num_layers, config.batch_size, config.hidden_size)
-    return round_to_dtype(rng.standard_normal(state), config.dtype), round_to_dtype(
-        rng.standard_normal(state), config.dtype
+    h_state, c_state = state_shapes(config)
+    return (
+        round_to_dtype(rng.standard_normal(h_state), config.dtype),
+        round_to_dtype(rng.standard_normal(c_state), config.dtype),
     )
 
 

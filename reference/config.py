@@ -25,6 +25,7 @@ __all__ = [
     "RANDOM",
     "ZERO",
     "V1_CHOICES",
+    "FAMILY_FIELDS",
     "DTYPES",
     "BFLOAT16",
     "NUMPY_DTYPES",
@@ -56,15 +57,25 @@ CHOICES: Mapping[str, tuple[object, ...]] = {
     "final_state": (False, True),
     "h0": (RANDOM, ZERO),
     "c0": (RANDOM, ZERO),
+    "peepholes": (False, True),
+    "bidirectional": (False, True),
+    "coupled": (False, True),
 }
+#: The settings of the LSTM family (extensions): each is off (False, or proj_size 0) by default,
+#: and a case with all of them off is the plain LSTM of contract v1.
+FAMILY_FIELDS = ("peepholes", "proj_size", "bidirectional", "coupled")
 #: Values added after contract v1: an implementation written for v1 may not know them, so
 #: support probing searches them only where the implementation returns a result (CONTRACT.md).
 V1_CHOICES: Mapping[str, tuple[object, ...]] = {
     **CHOICES,
     "loss": ("cross_entropy", "mse", "bce"),
     "dtype": NUMPY_DTYPES,
+    "peepholes": (False,),
+    "bidirectional": (False,),
+    "coupled": (False,),
 }
 INT_FIELDS = ("input_size", "hidden_size", "num_layers", "output_size", "seq_len", "batch_size")
+_BOOL_FIELDS = ("final_state", "peepholes", "bidirectional", "coupled")
 #: One line per config field: the CLI's help and CONTRACT.md's table say the same.
 FIELD_HELP: Mapping[str, str] = {
     "input_size": "I, the features of x",
@@ -82,6 +93,10 @@ FIELD_HELP: Mapping[str, str] = {
     "final_state": "add sum(dh_n * h_n) + sum(dc_n * c_n) to the loss",
     "h0": "the initial hidden state: random or zero",
     "c0": "the initial cell state: random or zero",
+    "peepholes": "diagonal peephole weights: w_ci, w_cf on c_{t-1}, w_co on c_t (Gers et al., TensorFlow)",
+    "proj_size": "P, torch's LSTMP: h_t = W_hr (o_t * tanh(c_t)) of width P (0: no projection; else 1 <= P < H)",
+    "bidirectional": "a reverse direction per layer (torch's _reverse parameters), outputs concatenated",
+    "coupled": "CIFG: the input gate is 1 - f_t (its rows of the 4H parameters are unused)",
 }
 
 #: Cases whose reference forward/backward would need more than this are refused
@@ -119,6 +134,10 @@ class LSTMConfig:
     final_state: bool = True
     h0: str = RANDOM
     c0: str = RANDOM
+    peepholes: bool = False
+    proj_size: int = 0
+    bidirectional: bool = False
+    coupled: bool = False
 
     def __post_init__(self) -> None:
         for name in INT_FIELDS:
@@ -129,7 +148,7 @@ class LSTMConfig:
                 raise CaseError(f"config.{name}: expected an integer >= 1, got {value}")
             object.__setattr__(self, name, int(value))
         for name, allowed in CHOICES.items():
-            if name == "final_state":
+            if name in _BOOL_FIELDS:
                 continue  # a bool, checked below with its own message
             value = getattr(self, name)
             if value not in allowed:
@@ -145,9 +164,20 @@ class LSTMConfig:
         if not math.isfinite(float(fb)):
             raise CaseError(f"config.forget_bias: expected a finite number, got {fb!r}")
         object.__setattr__(self, "forget_bias", float(fb))
-        if not isinstance(self.final_state, (bool, np.bool_)):
-            raise CaseError(f"config.final_state: expected True or False, got {self.final_state!r}")
-        object.__setattr__(self, "final_state", bool(self.final_state))
+        for name in _BOOL_FIELDS:
+            value = getattr(self, name)
+            if not isinstance(value, (bool, np.bool_)):
+                raise CaseError(f"config.{name}: expected True or False, got {value!r}")
+            object.__setattr__(self, name, bool(value))
+        proj = self.proj_size
+        if isinstance(proj, bool) or not isinstance(proj, (int, np.integer)) or proj < 0:
+            raise CaseError(f"config.proj_size: expected an integer >= 0 (0: no projection), got {proj!r}")
+        if proj and proj >= self.hidden_size:
+            raise CaseError(
+                f"config.proj_size: a projection must be narrower than the cell, 1 <= proj_size < hidden_size "
+                f"= {self.hidden_size} (as torch.nn.LSTM requires), got {proj}; use 0 for no projection"
+            )
+        object.__setattr__(self, "proj_size", int(proj))
 
     # Only the public fields, in declaration order (for reports, JSON, CLI).
     def as_dict(self) -> dict[str, Any]:
@@ -166,6 +196,27 @@ class LSTMConfig:
     @property
     def np_dtype(self) -> np.dtype:
         return numpy_dtype(self.dtype)
+
+    @property
+    def num_directions(self) -> int:
+        """D: 2 when bidirectional, else 1. The initial and final states are indexed k * D + d."""
+        return 2 if self.bidirectional else 1
+
+    @property
+    def h_size(self) -> int:
+        """The width of each direction's h: proj_size with a projection, else hidden_size."""
+        return self.proj_size or self.hidden_size
+
+    @property
+    def top_width(self) -> int:
+        """The width of each layer's output (both directions concatenated), D * h_size: what the
+        layer above and the head read."""
+        return self.num_directions * self.h_size
+
+    @property
+    def is_plain(self) -> bool:
+        """True when no setting of the LSTM family is on (the LSTM of contract v1)."""
+        return not (self.peepholes or self.proj_size or self.bidirectional or self.coupled)
 
     @property
     def has_head(self) -> bool:
@@ -212,7 +263,9 @@ def estimate_bytes(config: LSTMConfig) -> int:
         config.output_size,
         config.num_layers,
     )
-    per_layer = t * b * (max(i, h) + 4 * h * 3 + 3 * h + max(i, h)) + 2 * b * h
+    d, w = config.num_directions, config.top_width
+    per_layer = d * (t * b * (max(i, w) + 4 * h * 3 + 3 * h + max(i, w)) + 2 * b * h)
     head = 3 * t * b * o
-    params = n * (4 * h * (max(i, h) + h + 2)) + o * (h + 1)
+    extra = (3 * h if config.peepholes else 0) + config.proj_size * h  # peepholes, W_hr per direction
+    params = n * d * (4 * h * (max(i, w) + h + 2) + extra) + o * (w + 1)
     return int((n * per_layer + head + 2 * params) * config.np_dtype.itemsize)

@@ -79,8 +79,9 @@ class SeparateGates:
 
 
 def to_separate(w_ih: np.ndarray, w_hh: np.ndarray, b_ih: np.ndarray, b_hh: np.ndarray) -> SeparateGates:
-    """Split the contract's (4H, I), (4H, H), (4H,), (4H,) into per-gate blocks (copies)."""
-    hidden = w_hh.shape[1]
+    """Split the contract's (4H, I), (4H, H) (or (4H, P) with a projection), (4H,), (4H,) into per-gate
+    blocks (copies)."""
+    hidden = w_hh.shape[0] // 4
 
     def split(a: np.ndarray) -> dict[str, np.ndarray]:
         return {g: block.copy() for g, block in zip(GATES, gate_blocks(a, hidden, axis=0), strict=True)}
@@ -142,7 +143,7 @@ def to_tf_ijfo(w_ih: np.ndarray, w_hh: np.ndarray, b_ih: np.ndarray, b_hh: np.nd
     column blocks i, j, f, o. TensorFlow's forget_bias is not a parameter; the
     cell adds it inside the forget sigmoid, exactly as the contract does.
     """
-    hidden = w_hh.shape[1]
+    hidden = w_hh.shape[0] // 4
     w = to_concat(w_ih, w_hh, "xh")
     kernel = stack_gates_in(gate_blocks_in(w, hidden, GATES, axis=0), TF_GATE_ORDER, axis=0).T.copy()
     bias = stack_gates_in(gate_blocks_in(fuse_biases(b_ih, b_hh), hidden, GATES), TF_GATE_ORDER)

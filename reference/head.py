@@ -1,9 +1,10 @@
 """The model's head and loss on the top layer's outputs, for the reference and for users' adapters.
 
-For the top layer's outputs ``h_top`` (T, B, H)::
+For the top layer's outputs ``h_top`` (T, B, D*P), both directions' h concatenated (P =
+proj_size or H; D = 2 when bidirectional)::
 
     y_t  = W_head h_t + b_head                        (T, B, O)   the contract's losses
-    y_t  = h_t                                        (T, B, H)   the layer-only loss "upstream"
+    y_t  = h_t                                        (T, B, D*P) the layer-only loss "upstream"
     loss = reduce over scored (t, b) of l(y_t[b], target)          (reference.losses)
          + sum(dh_n * h_n) + sum(dc_n * c_n)                       with config.final_state
 
@@ -42,22 +43,22 @@ def loss_and_dy(case: Case, y: np.ndarray) -> tuple[float, np.ndarray]:
 
 
 def head_backward(case: Case, h_top: np.ndarray, dy: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """(dL/dh_top (T, B, H), {head.weight: (O, H), head.bias: (O,)}) from dL/dy; no head gradients
-    for ``upstream``, where dL/dh_top is dL/dy."""
+    """(dL/dh_top (T, B, D*P), {head.weight: (O, D*P), head.bias: (O,)}) from dL/dy; no head
+    gradients for ``upstream``, where dL/dh_top is dL/dy."""
     cfg = case.config
     if not cfg.has_head:
         return dy, {}
     flat_dy = dy.reshape(-1, cfg.output_size)
     grads = {
-        HEAD_WEIGHT: flat_dy.T @ h_top.reshape(-1, cfg.hidden_size),
+        HEAD_WEIGHT: flat_dy.T @ h_top.reshape(-1, cfg.top_width),
         HEAD_BIAS: flat_dy.sum(axis=0),
     }
     return dy @ case.params[HEAD_WEIGHT], grads
 
 
 def final_state_loss(case: Case, h_n: np.ndarray, c_n: np.ndarray) -> float:
-    """sum(dh_n * h_n) + sum(dc_n * c_n) for each layer's final states (L, B, H); 0 without
-    ``config.final_state``. Added after the reduction, never divided."""
+    """sum(dh_n * h_n) + sum(dc_n * c_n) for every layer's and direction's final states h_n (L*D, B, P),
+    c_n (L*D, B, H); 0 without ``config.final_state``. Added after the reduction, never divided."""
     if not case.config.final_state:
         return 0.0
     return float(np.sum(case.dh_n * h_n) + np.sum(case.dc_n * c_n))
@@ -66,7 +67,7 @@ def final_state_loss(case: Case, h_n: np.ndarray, c_n: np.ndarray) -> float:
 def loss_magnitude(case: Case, y: np.ndarray, h_n: np.ndarray, c_n: np.ndarray) -> float:
     """The size of what the loss adds up and rounds: the head's terms
     (:func:`lstm_gradcheck.reference.losses.loss_terms` of ``y`` (T, B, O)) plus
-    sum |dh_n h_n| + sum |dc_n c_n| of the final states (L, B, H). What rounding every
+    sum |dh_n h_n| + sum |dc_n c_n| of the final states (L*D, B, P) and (L*D, B, H). What rounding every
     term by eps can move the loss by is eps times this."""
     cfg = case.config
     size = loss_terms(y, cfg, scored_steps(cfg, case.targets, case.lengths))
@@ -82,13 +83,14 @@ def head(
 
     Args:
         case: the case being checked.
-        h_top: (T, B, H) the top layer's h at every step, time-major (transpose
-            batch-major outputs first); padding steps may hold anything.
-        h_n, c_n: (L, B, H) every layer's final states, required when
-            ``case.config.final_state`` (their term joins the loss).
+        h_top: (T, B, D*P) the top layer's h at every step, time-major (transpose
+            batch-major outputs first), a bidirectional layer's two directions
+            concatenated [forward, reverse]; padding steps may hold anything.
+        h_n: (L*D, B, P), c_n: (L*D, B, H) every layer's and direction's final states
+            (torch's order), required when ``case.config.final_state`` (their term joins the loss).
 
     Returns:
-        ``(loss, dh_top, head_grads)``: the case's whole loss; dL/dh_top (T, B, H)
+        ``(loss, dh_top, head_grads)``: the case's whole loss; dL/dh_top (T, B, D*P)
         in the case's dtype, zero on steps that are not scored (padding, every
         step but each sequence's last for ``loss_at`` "last"), to hand to the
         LSTM's backward as the gradient of its outputs; and the head's
@@ -102,16 +104,18 @@ def head(
     """
     cfg = case.config
     h_top = np.asarray(h_top)
-    expected = (cfg.seq_len, cfg.batch_size, cfg.hidden_size)
+    expected = (cfg.seq_len, cfg.batch_size, cfg.top_width)
     if h_top.shape != expected:
         raise ValueError(
-            f"head: h_top must be the top layer's outputs, time-major (T, B, H) = {expected}, got {h_top.shape} "
+            f"head: h_top must be the top layer's outputs, time-major {'(T, B, H)' if cfg.is_plain else '(T, B, D*P)'} "
+            f"= {expected}, got {h_top.shape} "
             "(transpose batch-major outputs with .transpose(1, 0, 2))"
         )
     if cfg.final_state and (h_n is None or c_n is None):
         raise ValueError(
             "head: this case has the final-state term sum(dh_n * h_n) + sum(dc_n * c_n); pass h_n and c_n "
-            "(each layer's final states, (L, B, H)), or raise NotImplementedError for final_state cases"
+            "(every layer's final states, (L*D, B, P) and (L*D, B, H)), or raise NotImplementedError for "
+            "final_state cases"
         )
     h_top = h_top.astype(cfg.np_dtype, copy=False)
     loss, dy = loss_and_dy(case, logits(case, h_top))

@@ -1,16 +1,21 @@
 """Gate layout and parameter names and shapes: the one source of truth.
 
-Parameter names and shapes are exactly ``torch.nn.LSTM``'s plus the head::
+Parameter names and shapes are exactly ``torch.nn.LSTM``'s plus the head and the peepholes,
+with P = proj_size or H (the width of h) and D = 2 directions when bidirectional, else 1::
 
-    weight_ih_l{k}  (4H, I if k == 0 else H)
-    weight_hh_l{k}  (4H, H)
+    weight_ih_l{k}  (4H, I if k == 0 else D*P)
+    weight_hh_l{k}  (4H, P)
     bias_ih_l{k}    (4H,)
     bias_hh_l{k}    (4H,)
-    head.weight     (O, H)        (no head for the layer-only loss "upstream")
+    weight_ci_l{k}, weight_cf_l{k}, weight_co_l{k}   (H,)   with peepholes (diagonal weights)
+    weight_hr_l{k}  (P, H)        with a projection (torch's LSTMP)
+    head.weight     (O, D*P)      (no head for the layer-only loss "upstream")
     head.bias       (O,)
 
-and the differentiable inputs ``x`` (T, B, I), ``h0`` and ``c0`` (L, B, H). Element
-locations live in :mod:`lstm_gradcheck.reference.locations`, other storage layouts in
+each layer's parameters again with the suffix ``_reverse`` for the reverse direction, and the
+differentiable inputs ``x`` (T, B, I), ``h0`` (L*D, B, P) and ``c0`` (L*D, B, H), state
+k * D + d being layer k's direction d (torch's order). Element locations live in
+:mod:`lstm_gradcheck.reference.locations`, other storage layouts in
 :mod:`lstm_gradcheck.reference.converters`.
 
 Note [Gate layout]
@@ -53,7 +58,16 @@ __all__ = [
     "weight_hh",
     "bias_ih",
     "bias_hh",
+    "weight_ci",
+    "weight_cf",
+    "weight_co",
+    "weight_hr",
+    "REVERSE",
+    "direction_suffix",
+    "state_index",
+    "state_layer_direction",
     "layer_param_names",
+    "direction_param_names",
     "param_names",
     "gradient_names",
     "model_gradient_names",
@@ -61,7 +75,12 @@ __all__ = [
     "param_shapes",
     "parse_name",
     "LSTM_PARAM_KINDS",
+    "PEEPHOLE_KINDS",
+    "PEEPHOLE_GATES",
+    "PROJECTION_KIND",
+    "LAYER_PARAM_KINDS",
     "is_lstm_param",
+    "is_layer_param",
 ]
 
 GATES: tuple[str, ...] = ("i", "f", "g", "o")
@@ -137,30 +156,82 @@ def stack_gates(blocks: Mapping[str, np.ndarray], axis: int = 0) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- names
 
-
-def weight_ih(layer: int) -> str:
-    return f"weight_ih_l{layer}"
-
-
-def weight_hh(layer: int) -> str:
-    return f"weight_hh_l{layer}"
+#: The suffix of the reverse direction's parameter names (torch's).
+REVERSE = "_reverse"
 
 
-def bias_ih(layer: int) -> str:
-    return f"bias_ih_l{layer}"
+def direction_suffix(direction: int) -> str:
+    """``""`` for the forward direction (0), ``"_reverse"`` for the reverse one (1)."""
+    if direction not in (0, 1):
+        raise ValueError(f"direction must be 0 (forward) or 1 (reverse), got {direction!r}")
+    return REVERSE if direction else ""
 
 
-def bias_hh(layer: int) -> str:
-    return f"bias_hh_l{layer}"
+def weight_ih(layer: int, direction: int = 0) -> str:
+    return f"weight_ih_l{layer}{direction_suffix(direction)}"
 
 
-def layer_param_names(layer: int) -> tuple[str, str, str, str]:
-    """The four LSTM parameter names of one layer, in torch's order."""
-    return weight_ih(layer), weight_hh(layer), bias_ih(layer), bias_hh(layer)
+def weight_hh(layer: int, direction: int = 0) -> str:
+    return f"weight_hh_l{layer}{direction_suffix(direction)}"
+
+
+def bias_ih(layer: int, direction: int = 0) -> str:
+    return f"bias_ih_l{layer}{direction_suffix(direction)}"
+
+
+def bias_hh(layer: int, direction: int = 0) -> str:
+    return f"bias_hh_l{layer}{direction_suffix(direction)}"
+
+
+def weight_ci(layer: int, direction: int = 0) -> str:
+    """The input gate's peephole weights on c_{t-1}, (H,)."""
+    return f"weight_ci_l{layer}{direction_suffix(direction)}"
+
+
+def weight_cf(layer: int, direction: int = 0) -> str:
+    """The forget gate's peephole weights on c_{t-1}, (H,)."""
+    return f"weight_cf_l{layer}{direction_suffix(direction)}"
+
+
+def weight_co(layer: int, direction: int = 0) -> str:
+    """The output gate's peephole weights on c_t, (H,)."""
+    return f"weight_co_l{layer}{direction_suffix(direction)}"
+
+
+def weight_hr(layer: int, direction: int = 0) -> str:
+    """The projection (P, H) of torch's LSTMP: h_t = W_hr (o_t * tanh(c_t))."""
+    return f"weight_hr_l{layer}{direction_suffix(direction)}"
+
+
+def state_index(layer: int, direction: int, num_directions: int) -> int:
+    """The index of layer ``layer``'s direction ``direction`` in h0, c0, h_n, c_n: k * D + d (torch's)."""
+    return layer * num_directions + direction
+
+
+def state_layer_direction(index: int, num_directions: int) -> tuple[int, int]:
+    """(layer, direction) of state index ``index`` (the inverse of :func:`state_index`)."""
+    return divmod(int(index), num_directions)
+
+
+def layer_param_names(layer: int, direction: int = 0) -> tuple[str, str, str, str]:
+    """The four 4H-row parameter names of one layer's direction, in torch's order."""
+    return tuple(name(layer, direction) for name in (weight_ih, weight_hh, bias_ih, bias_hh))  # type: ignore[return-value]
+
+
+def direction_param_names(config: LSTMConfig, layer: int, direction: int = 0) -> tuple[str, ...]:
+    """Every parameter name of one layer's direction: the four 4H-row tensors, then the peepholes
+    (i, f, o) and the projection where ``config`` has them."""
+    names = layer_param_names(layer, direction)
+    if config.peepholes:
+        names += (weight_ci(layer, direction), weight_cf(layer, direction), weight_co(layer, direction))
+    if config.proj_size:
+        names += (weight_hr(layer, direction),)
+    return names
 
 
 def param_names(num_layers: int, *, head: bool = True) -> tuple[str, ...]:
-    """Every parameter name of a model with ``num_layers`` layers (and a head, if ``head``), in torch's order."""
+    """Every parameter name of a plain model with ``num_layers`` layers (and a head, if ``head``), in
+    torch's order (:func:`param_shapes` names those of any config)."""
     names: list[str] = []
     for layer in range(num_layers):
         names.extend(layer_param_names(layer))
@@ -168,54 +239,70 @@ def param_names(num_layers: int, *, head: bool = True) -> tuple[str, ...]:
 
 
 def gradient_names(num_layers: int, *, head: bool = True) -> tuple[str, ...]:
-    """Every name an implementation may return: the parameters, then x, h0, c0."""
+    """Every name an implementation of a plain model may return: the parameters, then x, h0, c0."""
     return (*param_names(num_layers, head=head), *STATE_INPUTS)
 
 
 def model_gradient_names(config: LSTMConfig) -> tuple[str, ...]:
-    """:func:`gradient_names` of ``config``'s model (no head parameters for the loss ``upstream``)."""
-    return gradient_names(config.num_layers, head=config.has_head)
+    """Every gradient name of ``config``'s model: its parameters (:func:`param_shapes`), then x, h0, c0."""
+    return (*param_shapes(config), *STATE_INPUTS)
 
 
 def param_shapes(config: LSTMConfig) -> dict[str, tuple[int, ...]]:
-    """Shapes of every parameter of ``config``'s model, keyed by name (no head for the loss ``upstream``)."""
-    hidden = config.hidden_size
+    """Shapes of every parameter of ``config``'s model, keyed by name in torch's order (layer by
+    layer, the forward direction before the reverse; no head for the loss ``upstream``)."""
+    hidden, width = config.hidden_size, config.h_size
     shapes: dict[str, tuple[int, ...]] = {}
     for layer in range(config.num_layers):
-        fan_in = config.input_size if layer == 0 else hidden
-        shapes[weight_ih(layer)] = (4 * hidden, fan_in)
-        shapes[weight_hh(layer)] = (4 * hidden, hidden)
-        shapes[bias_ih(layer)] = (4 * hidden,)
-        shapes[bias_hh(layer)] = (4 * hidden,)
+        fan_in = config.input_size if layer == 0 else config.top_width
+        for direction in range(config.num_directions):
+            shapes[weight_ih(layer, direction)] = (4 * hidden, fan_in)
+            shapes[weight_hh(layer, direction)] = (4 * hidden, width)
+            shapes[bias_ih(layer, direction)] = (4 * hidden,)
+            shapes[bias_hh(layer, direction)] = (4 * hidden,)
+            if config.peepholes:
+                for name in (weight_ci, weight_cf, weight_co):
+                    shapes[name(layer, direction)] = (hidden,)
+            if config.proj_size:
+                shapes[weight_hr(layer, direction)] = (width, hidden)
     if config.has_head:
-        shapes[HEAD_WEIGHT] = (config.output_size, hidden)
+        shapes[HEAD_WEIGHT] = (config.output_size, config.top_width)
         shapes[HEAD_BIAS] = (config.output_size,)
     return shapes
 
 
 def gradient_shapes(config: LSTMConfig) -> dict[str, tuple[int, ...]]:
     """Shapes of every gradient an implementation may return (parameters, x, h0, c0)."""
-    state = (config.num_layers, config.batch_size, config.hidden_size)
+    states = config.num_layers * config.num_directions
     return {
         **param_shapes(config),
         "x": (config.seq_len, config.batch_size, config.input_size),
-        "h0": state,
-        "c0": state,
+        "h0": (states, config.batch_size, config.h_size),
+        "c0": (states, config.batch_size, config.hidden_size),
     }
 
 
 @dataclass(frozen=True)
 class ParamName:
-    """A parsed gradient name: ``kind`` is one of weight_ih, weight_hh, bias_ih,
-    bias_hh, head_weight, head_bias, x, h0, c0; ``layer`` is set for LSTM parameters."""
+    """A parsed gradient name: ``kind`` is one of weight_ih, weight_hh, bias_ih, bias_hh,
+    weight_ci, weight_cf, weight_co, weight_hr, head_weight, head_bias, x, h0, c0; ``layer``
+    and ``direction`` (0 forward, 1 reverse) are set for a layer's parameters."""
 
     kind: str
     layer: int | None = None
+    direction: int | None = None
 
 
-#: The kinds of a layer's own parameters: the 4H-row tensors, whose rows are gates.
+#: The kinds of a layer's own 4H-row parameters, whose rows are gates.
 LSTM_PARAM_KINDS: tuple[str, ...] = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
-_LAYER_PARAM = re.compile(r"^(" + "|".join(LSTM_PARAM_KINDS) + r")_l(\d+)$")
+#: The peephole weights (H,) and the gate each feeds.
+PEEPHOLE_KINDS: tuple[str, ...] = ("weight_ci", "weight_cf", "weight_co")
+PEEPHOLE_GATES: Mapping[str, str] = {"weight_ci": "i", "weight_cf": "f", "weight_co": "o"}
+#: The projection (P, H).
+PROJECTION_KIND = "weight_hr"
+#: Every kind of a layer's own parameters.
+LAYER_PARAM_KINDS: tuple[str, ...] = (*LSTM_PARAM_KINDS, *PEEPHOLE_KINDS, PROJECTION_KIND)
+_LAYER_PARAM = re.compile(r"^(" + "|".join(LAYER_PARAM_KINDS) + r")_l(\d+)(" + REVERSE + r")?$")
 
 
 def parse_name(name: str) -> ParamName:
@@ -229,12 +316,18 @@ def parse_name(name: str) -> ParamName:
     match = _LAYER_PARAM.match(name)
     if match is None:
         raise ValueError(
-            f"unknown gradient name {name!r}: expected weight_ih_l<k>, weight_hh_l<k>, "
-            f"bias_ih_l<k>, bias_hh_l<k>, {HEAD_WEIGHT}, {HEAD_BIAS}, x, h0 or c0"
+            f"unknown gradient name {name!r}: expected weight_ih_l<k>, weight_hh_l<k>, bias_ih_l<k>, "
+            f"bias_hh_l<k>, weight_ci_l<k>, weight_cf_l<k>, weight_co_l<k>, weight_hr_l<k> (each also with "
+            f"{REVERSE}), {HEAD_WEIGHT}, {HEAD_BIAS}, x, h0 or c0"
         )
-    return ParamName(match.group(1), int(match.group(2)))
+    return ParamName(match.group(1), int(match.group(2)), 1 if match.group(3) else 0)
 
 
 def is_lstm_param(name: str) -> bool:
-    """True for a layer's own parameter (a 4H-row tensor): weight_ih_l{k} ... bias_hh_l{k}."""
+    """True for a layer's 4H-row parameter (either direction): weight_ih_l{k} ... bias_hh_l{k}."""
     return parse_name(name).kind in LSTM_PARAM_KINDS
+
+
+def is_layer_param(name: str) -> bool:
+    """True for any parameter of a layer: the 4H-row tensors, the peepholes and the projection."""
+    return parse_name(name).kind in LAYER_PARAM_KINDS

@@ -23,13 +23,15 @@ has a final-state term (then it starts at dc_n). Padding steps (t >= lengths[b])
 copy the state forward, so their gradient passes straight through and their
 dz is zero. Shapes: T steps, B batch, I inputs, H hidden, O outputs.
 
-Note [Speed]
-------------
-One GEMM projects every step's input, one GEMM per step runs the recurrence, and each
-weight gradient is one GEMM after the loop; elementwise work writes into arrays made once
-(``out=``), so the loops allocate nothing. On small cases numpy's per-call overhead, not
-arithmetic, is the cost: views are made once per layer, and in-place updates are written
-``np.add(a, b, out=a)``, cheaper per call than ``a += b``.
+The LSTM family (each setting an extension of the contract): ``peepholes`` add
+w_ci * c_{t-1} to z_i, w_cf * c_{t-1} to z_f and w_co * c_t to z_o; ``proj_size`` P makes
+h_t = W_hr (o_t * tanh(c_t)) of width P, and W_hh reads it; ``coupled`` sets i_t = 1 - f_t;
+``bidirectional`` adds a reverse direction per layer, running each sequence from its last
+valid step to step 0 (Note [Reverse direction]), and the layer's output is both directions'
+h concatenated [forward, reverse] (width D * P), read by the layer above and the head. The
+equations of one direction and their backward are in
+:mod:`lstm_gradcheck.reference.family_layer` (the plain LSTM's fast path:
+:mod:`lstm_gradcheck.reference.layer`). States are indexed k * D + d, as torch's h0 and h_n.
 
 Note [Memory]
 -------------
@@ -42,21 +44,32 @@ derivatives (``overwrite_cache=True``); callers that keep the cache use the defa
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
-from lstm_gradcheck.reference.activations import activate_gates, gate_constants
 from lstm_gradcheck.reference.case import Case, step_mask
 from lstm_gradcheck.reference.config import LSTMConfig
+from lstm_gradcheck.reference.directions import in_order, reverse_order
+from lstm_gradcheck.reference.family_layer import (
+    DirectionParams,
+    FamilyLayerCache,
+    FamilyLayerGrads,
+    family_layer_backward,
+    family_layer_forward,
+)
 from lstm_gradcheck.reference.head import final_state_loss, head_backward, logits, loss_and_dy
+from lstm_gradcheck.reference.layer import LayerCache, LayerGrads, StatePerturbation, layer_backward, layer_forward
 from lstm_gradcheck.reference.layout import (
     bias_hh,
     bias_ih,
     gate_blocks,
     gate_slice,
+    weight_cf,
+    weight_ci,
+    weight_co,
     weight_hh,
+    weight_hr,
     weight_ih,
 )
 
@@ -68,209 +81,16 @@ __all__ = [
     "BackwardResult",
     "layer_forward",
     "layer_backward",
+    "direction_params",
+    "forward_layers",
     "forward",
     "backward",
     "grads",
     "per_step_contributions",
 ]
 
-
-@dataclass(frozen=True)
-class LayerCache:
-    """What one layer's backward needs. T steps, B batch, I_k inputs, H hidden.
-
-    Attributes:
-        inputs: (T, B, I_k) the layer's input sequence.
-        w_ih, w_hh: (4H, I_k), (4H, H) weights.
-        gates: (T, B, 4H) activations i, f, g, o.
-        dgates: (T, B, 4H) derivative of each activation wrt its pre-activation.
-        h: (T+1, B, H) h[0] = h0, h[t+1] = h_t.
-        c: (T+1, B, H) c[0] = c0, c[t+1] = c_t.
-        cell: (T, B, H) tanh(c_t), or c_t for cell_output "identity".
-        mask: (T, B, 1) bool, True on valid steps, or None (no padding).
-    """
-
-    inputs: np.ndarray
-    w_ih: np.ndarray
-    w_hh: np.ndarray
-    gates: np.ndarray
-    dgates: np.ndarray
-    h: np.ndarray
-    c: np.ndarray
-    cell: np.ndarray
-    mask: np.ndarray | None
-    cell_output: str
-
-
-@dataclass(frozen=True)
-class LayerGrads:
-    """Gradients of one layer: du (T, B, I_k), dw_ih, dw_hh, db (4H,) (shared by
-    b_ih and b_hh), dh0 and dc0 (B, H), and dz (T, B, 4H), the per-step gate
-    pre-activation gradients."""
-
-    du: np.ndarray
-    dw_ih: np.ndarray
-    dw_hh: np.ndarray
-    db: np.ndarray
-    dh0: np.ndarray
-    dc0: np.ndarray
-    dz: np.ndarray
-
-
-#: ``perturb(h_t, c_t)``: changes a layer's new states in place after each step.
-StatePerturbation = Callable[[np.ndarray, np.ndarray], None]
-
-
-def layer_forward(
-    inputs: np.ndarray,
-    w_ih: np.ndarray,
-    w_hh: np.ndarray,
-    bias: np.ndarray,
-    h0: np.ndarray,
-    c0: np.ndarray,
-    *,
-    cell_output: str = "tanh",
-    mask: np.ndarray | None = None,
-    perturb: StatePerturbation | None = None,
-) -> LayerCache:
-    """Run one LSTM layer over a sequence.
-
-    Args:
-        inputs: (T, B, I) input sequence.
-        w_ih, w_hh: (4H, I) and (4H, H) weights, gate blocks i, f, g, o.
-        bias: (4H,) the total bias b_ih + b_hh with forget_bias already added
-            to the forget rows (see :func:`effective_bias`).
-        h0, c0: (B, H) initial states.
-        cell_output: "tanh" (h = o tanh(c)) or "identity" (h = o c).
-        mask: (T, B, 1) valid-step mask or None.
-        perturb: called as ``perturb(h_t, c_t)`` after every step to change the
-            new states in place; the tolerance rule uses it to emulate rounding
-            at every step (see ``lstm_gradcheck.oracles.compare.conditioning_allowance``).
-
-    Returns:
-        The layer's :class:`LayerCache`; its outputs are ``cache.h[1:]``.
-    """
-    t_len, batch, _ = inputs.shape
-    hidden = w_hh.shape[1]
-    dtype = np.result_type(inputs, w_ih, w_hh, h0)
-    consts = gate_constants(hidden, dtype)
-    # The forward works on e = -s z (Note [Accurate saturated gates]): -s folded into
-    # the weights and the bias saves a pass over every step's 4H pre-activations.
-    neg_s = consts.neg_s[:, None]
-    w_ih_e = neg_s * w_ih
-    # Contiguous, so each step's GEMM reads it row by row rather than through a strided view.
-    w_hh_e_t = np.ascontiguousarray((neg_s * w_hh).T)
-    bias_e = consts.neg_s * bias
-    e = (inputs.reshape(t_len * batch, -1) @ w_ih_e.T).reshape(t_len, batch, 4 * hidden)
-    gates = np.empty((t_len, batch, 4 * hidden), dtype=dtype)
-    h = np.empty((t_len + 1, batch, hidden), dtype=dtype)
-    c = np.empty_like(h)
-    cell = np.empty((t_len, batch, hidden), dtype=dtype)
-    h[0], c[0] = h0, c0
-    rec = np.empty((batch, 4 * hidden), dtype=dtype)
-    tmp = np.empty((batch, hidden), dtype=dtype)
-    identity = cell_output == "identity"
-    # Each gate's (T, B, H) view, made once: per-step slicing costs more than the arithmetic
-    # on small cases (Note [Speed]).
-    gate_i, gate_f, gate_g, gate_o = gate_blocks(gates, hidden)
-    for t in range(t_len):
-        h_prev, c_prev, h_t, c_t, cell_t = h[t], c[t], h[t + 1], c[t + 1], cell[t]
-        np.matmul(h_prev, w_hh_e_t, out=rec)
-        # The bias joins here, while rec is in cache, rather than in a pass over all of e.
-        np.add(rec, bias_e, out=rec)
-        e_t = e[t]
-        np.add(e_t, rec, out=e_t)
-        # e[t] becomes the derivative of each gate wrt its pre-activation (stored in place).
-        activate_gates(e_t, consts, gates[t])
-        np.multiply(gate_f[t], c_prev, out=c_t)
-        np.multiply(gate_i[t], gate_g[t], out=tmp)
-        np.add(c_t, tmp, out=c_t)
-        if identity:
-            cell_t[...] = c_t
-        else:
-            np.tanh(c_t, out=cell_t)
-        np.multiply(gate_o[t], cell_t, out=h_t)
-        if perturb is not None:
-            perturb(h_t, c_t)
-        if mask is not None:
-            # Padding copies the state forward, exactly like torch's packed sequences.
-            padded = ~mask[t]
-            np.copyto(h_t, h_prev, where=padded)
-            np.copyto(c_t, c_prev, where=padded)
-    return LayerCache(inputs, w_ih, w_hh, gates, e, h, c, cell, mask, cell_output)
-
-
-def layer_backward(
-    cache: LayerCache,
-    dh_out: np.ndarray,
-    dh_n: np.ndarray | None = None,
-    dc_n: np.ndarray | None = None,
-    *,
-    overwrite_cache: bool = False,
-) -> LayerGrads:
-    """Backpropagate through one layer (the recursion in the module docstring).
-
-    Args:
-        cache: the layer's :class:`LayerCache`.
-        dh_out: (T, B, H) gradient of the loss wrt each output h_t from outside
-            the layer (the head or the layer above).
-        dh_n, dc_n: (B, H) gradients wrt the final states, or None (zero).
-        overwrite_cache: write dz over ``cache.dgates`` instead of a new array
-            (Note [Memory]); the cache must not be used again.
-    """
-    t_len, batch, _ = cache.inputs.shape
-    hidden = cache.w_hh.shape[1]
-    dtype = cache.gates.dtype
-    mask = cache.mask
-    identity = cache.cell_output == "identity"
-    dz = cache.dgates if overwrite_cache else np.empty((t_len, batch, 4 * hidden), dtype=dtype)
-    # dz_t = (what multiplies each gate's derivative) * dgates_t: the factors go to a scratch
-    # first, so that dz may be dgates itself.
-    factors = np.empty((batch, 4 * hidden), dtype=dtype)
-    fac_i, fac_f, fac_g, fac_o = gate_blocks(factors, hidden)
-    # The carries into the last step; on exit, the gradients wrt h0 and c0.
-    dh_next = np.zeros((batch, hidden), dtype=dtype) if dh_n is None else np.array(dh_n, dtype=dtype)
-    dc_next = np.zeros((batch, hidden), dtype=dtype) if dc_n is None else np.array(dc_n, dtype=dtype)
-    dh = np.empty_like(dh_next)
-    dc = np.empty_like(dh_next)
-    tmp = np.empty_like(dh_next)
-    dh_prev = np.empty_like(dh_next)
-    gate_i, gate_f, gate_g, gate_o = gate_blocks(cache.gates, hidden)  # once, not per step
-    c_prev, cells, dgates, w_hh = cache.c, cache.cell, cache.dgates, cache.w_hh
-    for t in range(t_len - 1, -1, -1):
-        np.add(dh_out[t], dh_next, out=dh)
-        cell = cells[t]
-        # dc = dc_next + dh * o * d(cell)/dc
-        np.multiply(dh, gate_o[t], out=dc)
-        if not identity:
-            np.multiply(cell, cell, out=tmp)
-            np.subtract(1.0, tmp, out=tmp)
-            np.multiply(dc, tmp, out=dc)
-        np.add(dc, dc_next, out=dc)
-        np.multiply(dc, gate_g[t], out=fac_i)
-        np.multiply(dc, c_prev[t], out=fac_f)
-        np.multiply(dc, gate_i[t], out=fac_g)
-        np.multiply(dh, cell, out=fac_o)
-        dz_t = dz[t]
-        np.multiply(factors, dgates[t], out=dz_t)
-        if mask is None:
-            np.matmul(dz_t, w_hh, out=dh_next)
-            np.multiply(dc, gate_f[t], out=dc_next)
-        else:
-            valid = mask[t]
-            np.multiply(dz_t, valid, out=dz_t)
-            np.matmul(dz_t, w_hh, out=dh_prev)
-            # A padded step is a copy: its incoming gradients pass through unchanged.
-            np.copyto(dh_next, np.where(valid, dh_prev, dh))
-            np.copyto(dc_next, np.where(valid, dc * gate_f[t], dc_next))
-    flat_dz = dz.reshape(t_len * batch, 4 * hidden)
-    # (u^T dz)^T rather than dz^T u: the same product, about 10% faster in OpenBLAS here.
-    dw_ih = (cache.inputs.reshape(t_len * batch, -1).T @ flat_dz).T
-    dw_hh = (cache.h[:-1].reshape(t_len * batch, hidden).T @ flat_dz).T
-    # A GEMV, faster than flat_dz.sum(axis=0) on long cases and no less accurate.
-    db = np.ones(t_len * batch, dtype=dtype) @ flat_dz
-    du = (flat_dz @ cache.w_ih).reshape(t_len, batch, -1)
-    return LayerGrads(du, dw_ih, dw_hh, db, dh_next, dc_next, dz)
+#: One direction's cache: the plain layer's, or the family's.
+AnyLayerCache = LayerCache | FamilyLayerCache
 
 
 # ----------------------------------------------------------------------------- the model
@@ -278,10 +98,9 @@ def layer_backward(
 
 @dataclass(frozen=True)
 class ForwardResult:
-    """Outputs of :func:`forward`: the scalar ``loss``, logits ``y`` (T, B, O; the top layer's h for
-    ``upstream``) and
-    each layer's final states ``h_n``, ``c_n`` (L, B, H) after each sequence's last
-    valid step (torch's h_n, c_n)."""
+    """Outputs of :func:`forward`: the scalar ``loss``, logits ``y`` (T, B, O; the top layer's output
+    for ``upstream``) and every layer's and direction's final states ``h_n`` (L*D, B, P), ``c_n``
+    (L*D, B, H) after each sequence's last valid step (torch's h_n, c_n)."""
 
     loss: float
     y: np.ndarray
@@ -291,21 +110,22 @@ class ForwardResult:
 
 @dataclass(frozen=True)
 class Cache:
-    """Everything :func:`backward` needs: the case, each layer's cache, the top
-    layer's outputs (T, B, H) and dloss/dy (T, B, O)."""
+    """Everything :func:`backward` needs: the case, each layer's and direction's cache in state
+    order k * D + d (their arrays in the direction's processing order), the top layer's outputs
+    (T, B, D*P) and dloss/dy (T, B, O)."""
 
     case: Case
-    layers: tuple[LayerCache, ...]
+    layers: tuple[AnyLayerCache, ...]
     top: np.ndarray
     dy: np.ndarray
 
 
 @dataclass(frozen=True)
 class BackwardResult:
-    """Gradients by contract name, plus each layer's :class:`LayerGrads` (index = layer)."""
+    """Gradients by contract name, plus each direction's layer gradients (index k * D + d)."""
 
     grads: dict[str, np.ndarray]
-    layers: tuple[LayerGrads, ...]
+    layers: tuple[LayerGrads | FamilyLayerGrads, ...]
 
 
 def effective_bias(b_ih: np.ndarray, b_hh: np.ndarray, forget_bias: float) -> np.ndarray:
@@ -315,28 +135,54 @@ def effective_bias(b_ih: np.ndarray, b_hh: np.ndarray, forget_bias: float) -> np
     return bias
 
 
-def forward_layers(case: Case, perturb: StatePerturbation | None = None) -> tuple[LayerCache, ...]:
-    """Run every layer of ``case``'s stack; only h passes up, c stays in its layer."""
+def direction_params(case: Case, layer: int, direction: int = 0) -> DirectionParams:
+    """Layer ``layer``'s direction ``direction`` parameters from the case (None where the config
+    has no peepholes or no projection)."""
+    cfg, p = case.config, case.params
+    peep = (
+        (p[weight_ci(layer, direction)], p[weight_cf(layer, direction)], p[weight_co(layer, direction)])
+        if cfg.peepholes
+        else (None, None, None)
+    )
+    bias = effective_bias(p[bias_ih(layer, direction)], p[bias_hh(layer, direction)], cfg.forget_bias)
+    w_hr = p[weight_hr(layer, direction)] if cfg.proj_size else None
+    return DirectionParams(p[weight_ih(layer, direction)], p[weight_hh(layer, direction)], bias, *peep, w_hr)
+
+
+def _order(case: Case, direction: int) -> np.ndarray | None:
+    """The reverse direction's processing order (Note [Reverse direction]); None for the forward one."""
+    cfg = case.config
+    return None if direction == 0 else reverse_order(case.lengths, cfg.seq_len, cfg.batch_size)
+
+
+def forward_layers(case: Case, perturb: StatePerturbation | None = None) -> tuple[AnyLayerCache, ...]:
+    """Run every layer of ``case``'s stack, each direction in its own processing order; only the
+    layer's output (both directions' h) passes up, c stays in its layer. Caches in state order."""
     cfg = case.config
     mask = step_mask(case.lengths, cfg.seq_len)
-    layers: list[LayerCache] = []
+    layers: list[AnyLayerCache] = []
     inputs = case.x
     for k in range(cfg.num_layers):
-        p = case.params
-        bias = effective_bias(p[bias_ih(k)], p[bias_hh(k)], cfg.forget_bias)
-        cache = layer_forward(
-            inputs,
-            p[weight_ih(k)],
-            p[weight_hh(k)],
-            bias,
-            case.h0[k],
-            case.c0[k],
-            cell_output=cfg.cell_output,
-            mask=mask,
-            perturb=perturb,
-        )
-        layers.append(cache)
-        inputs = cache.h[1:]
+        if cfg.is_plain:
+            p = case.params
+            bias = effective_bias(p[bias_ih(k)], p[bias_hh(k)], cfg.forget_bias)
+            cache = layer_forward(
+                inputs, p[weight_ih(k)], p[weight_hh(k)], bias, case.h0[k], case.c0[k],
+                cell_output=cfg.cell_output, mask=mask, perturb=perturb,
+            )  # fmt: skip
+            layers.append(cache)
+            inputs = cache.h[1:]
+            continue
+        outputs = []
+        for d in range(cfg.num_directions):
+            order, state = _order(case, d), k * cfg.num_directions + d
+            cache = family_layer_forward(
+                in_order(inputs, order), direction_params(case, k, d), case.h0[state], case.c0[state],
+                cell_output=cfg.cell_output, coupled=cfg.coupled, mask=mask, perturb=perturb,
+            )  # fmt: skip
+            layers.append(cache)
+            outputs.append(in_order(cache.h[1:], order))
+        inputs = outputs[0] if len(outputs) == 1 else np.concatenate(outputs, axis=-1)
     return tuple(layers)
 
 
@@ -345,7 +191,12 @@ def forward(case: Case, perturb: StatePerturbation | None = None) -> tuple[Forwa
 
     ``perturb`` (see :func:`layer_forward`) is for the tolerance rule's probes only."""
     layers = forward_layers(case, perturb)
-    top = layers[-1].h[1:]
+    cfg = case.config
+    if cfg.is_plain:
+        top = layers[-1].h[1:]
+    else:
+        last = layers[-cfg.num_directions :]
+        top = np.concatenate([in_order(c.h[1:], _order(case, j)) for j, c in enumerate(last)], axis=-1)
     y = logits(case, top)
     loss, dy = loss_and_dy(case, y)
     h_n = np.stack([layer.h[-1] for layer in layers])
@@ -363,22 +214,46 @@ def backward(cache: Cache, *, overwrite_cache: bool = False) -> BackwardResult:
     dh_out, out = head_backward(case, cache.top, cache.dy)
     dh0 = np.empty_like(case.h0)
     dc0 = np.empty_like(case.c0)
-    layer_grads: list[LayerGrads] = [None] * cfg.num_layers  # type: ignore[list-item]
+    directions, width = cfg.num_directions, cfg.h_size
+    layer_grads: list = [None] * len(cache.layers)
     for k in range(cfg.num_layers - 1, -1, -1):
-        dh_n = case.dh_n[k] if cfg.final_state else None
-        dc_n = case.dc_n[k] if cfg.final_state else None
-        lg = layer_backward(cache.layers[k], dh_out, dh_n, dc_n, overwrite_cache=overwrite_cache)
-        layer_grads[k] = lg
-        out[weight_ih(k)] = lg.dw_ih
-        out[weight_hh(k)] = lg.dw_hh
-        out[bias_ih(k)] = lg.db
-        out[bias_hh(k)] = lg.db.copy()
-        dh0[k], dc0[k] = lg.dh0, lg.dc0
-        dh_out = lg.du
+        du = None
+        for d in range(directions):
+            state = k * directions + d
+            dh_n = case.dh_n[state] if cfg.final_state else None
+            dc_n = case.dc_n[state] if cfg.final_state else None
+            if cfg.is_plain:
+                lg = layer_backward(cache.layers[k], dh_out, dh_n, dc_n, overwrite_cache=overwrite_cache)
+            else:
+                order = _order(case, d)
+                own = in_order(dh_out[..., d * width : (d + 1) * width], order)
+                lg = family_layer_backward(cache.layers[state], own, dh_n, dc_n)
+                out.update(_family_names(lg, k, d))
+            layer_grads[state] = lg
+            out[weight_ih(k, d)] = lg.dw_ih
+            out[weight_hh(k, d)] = lg.dw_hh
+            out[bias_ih(k, d)] = lg.db
+            out[bias_hh(k, d)] = lg.db.copy()
+            dh0[state], dc0[state] = lg.dh0, lg.dc0
+            du_d = lg.du if cfg.is_plain else in_order(lg.du, _order(case, d))
+            du = du_d if du is None else du + du_d
+        dh_out = du
     out["x"] = dh_out
     out["h0"] = dh0
     out["c0"] = dc0
     return BackwardResult(out, tuple(layer_grads))
+
+
+def _family_names(lg: FamilyLayerGrads, layer: int, direction: int) -> dict[str, np.ndarray]:
+    """The peephole and projection gradients of one direction, by contract name."""
+    out = {}
+    if lg.dw_ci is not None:
+        out[weight_ci(layer, direction)] = lg.dw_ci
+        out[weight_cf(layer, direction)] = lg.dw_cf
+        out[weight_co(layer, direction)] = lg.dw_co
+    if lg.dw_hr is not None:
+        out[weight_hr(layer, direction)] = lg.dw_hr
+    return out
 
 
 def grads(case: Case, perturb: StatePerturbation | None = None) -> tuple[float, dict[str, np.ndarray]]:
@@ -390,15 +265,30 @@ def grads(case: Case, perturb: StatePerturbation | None = None) -> tuple[float, 
 
 
 def per_step_contributions(cache: Cache, result: BackwardResult) -> dict[str, np.ndarray]:
-    """Each step's contribution to each LSTM parameter gradient, (T, *shape).
+    """Each step's contribution to each layer parameter's gradient, (T, *shape), by time step.
 
-    ``dW_ih`` at step t is ``dz_t^T u_t``; the full gradient is the sum over t.
+    ``dW_ih`` at step t is ``dz_t^T u_t``; the full gradient is the sum over t. A reverse
+    direction's contributions are mapped back to time order (its step t is time t).
     Used by the report to find the step where a parameter's error enters.
     """
+    cfg = cache.case.config
     out: dict[str, np.ndarray] = {}
-    for k, (layer, lg) in enumerate(zip(cache.layers, result.layers, strict=True)):
-        out[weight_ih(k)] = np.einsum("tbr,tbc->trc", lg.dz, layer.inputs)
-        out[weight_hh(k)] = np.einsum("tbr,tbc->trc", lg.dz, layer.h[:-1])
-        out[bias_ih(k)] = lg.dz.sum(axis=1)
-        out[bias_hh(k)] = out[bias_ih(k)].copy()
+    for state, (layer, lg) in enumerate(zip(cache.layers, result.layers, strict=True)):
+        k, d = divmod(state, cfg.num_directions)
+        order = None if cfg.is_plain else _order(cache.case, d)
+        dz, u, h_prev = (in_order(a, order) for a in (lg.dz, layer.inputs, layer.h[:-1]))
+        out[weight_ih(k, d)] = np.einsum("tbr,tbc->trc", dz, u)
+        out[weight_hh(k, d)] = np.einsum("tbr,tbc->trc", dz, h_prev)
+        out[bias_ih(k, d)] = dz.sum(axis=1)
+        out[bias_hh(k, d)] = out[bias_ih(k, d)].copy()
+        if isinstance(lg, FamilyLayerGrads):
+            hidden = cfg.hidden_size
+            if lg.dw_ci is not None:
+                dz_i, dz_f, _, dz_o = gate_blocks(dz, hidden)
+                c_prev, c_t = in_order(layer.c[:-1], order), in_order(layer.c[1:], order)
+                out[weight_ci(k, d)] = np.einsum("tbh,tbh->th", dz_i, c_prev)
+                out[weight_cf(k, d)] = np.einsum("tbh,tbh->th", dz_f, c_prev)
+                out[weight_co(k, d)] = np.einsum("tbh,tbh->th", dz_o, c_t)
+            if lg.dw_hr is not None:
+                out[weight_hr(k, d)] = np.einsum("tbp,tbh->tph", in_order(lg.dr, order), in_order(layer.m, order))
     return out

@@ -49,11 +49,15 @@ VARIED = (
 
 
 def within(convention: Convention, spec: dict) -> dict:
-    """``spec`` with every field outside ``convention`` set to the convention's first allowed value."""
+    """``spec`` with every field outside ``convention`` set to the convention's first allowed value
+    (``projection``: a proj_size of 1, or none)."""
     out = dict(spec)
-    for field in ("cell_output", "loss", "loss_at", "final_state"):
+    for field in Convention.FIELDS:
         allowed = getattr(convention, field)
-        if allowed is not None and out.get(field, getattr(reference.variants.BASE_CONFIG, field)) not in allowed:
+        if field == "projection":
+            if allowed is not None and (out.get("proj_size", 0) > 0) not in allowed:
+                out["proj_size"] = 1 if allowed[0] else 0
+        elif allowed is not None and out.get(field, getattr(reference.variants.BASE_CONFIG, field)) not in allowed:
             out[field] = allowed[0]
     return out
 

@@ -9,11 +9,12 @@ from lstm_gradcheck import reference
 from lstm_gradcheck.oracles import registry, tolerance, torch_autograd
 
 
-def _patch_everything():
+def _patch_everything(numpy: bool = True):
     tolerance.Tolerance.allowed = lambda self, *args, **kwargs: math.inf
     torch_autograd.torch_grads = lambda case, **kwargs: None
     registry.run_oracle = lambda *args, **kwargs: None
-    np.abs = lambda x, *args, **kwargs: np.zeros_like(x)
+    if numpy:  # the reference's own tanh' reads np.abs: code that patches it is wrong itself
+        np.abs = lambda x, *args, **kwargs: np.zeros_like(x)
 
 
 def grads_patching(case):
@@ -22,7 +23,7 @@ def grads_patching(case):
 
 
 def grads_patching_but_right(case):
-    _patch_everything()
+    _patch_everything(numpy=False)
     return reference.grads(case)
 
 

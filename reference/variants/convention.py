@@ -22,7 +22,8 @@ class Convention:
 
     Attributes:
         cell_output, loss, loss_at: allowed values of those config fields.
-        final_state: allowed values of ``config.final_state``.
+        final_state, peepholes, bidirectional, coupled: allowed values of those booleans.
+        projection: allowed values of ``config.proj_size > 0``.
         note: what the setting is, for the error message and the docs.
     """
 
@@ -30,16 +31,23 @@ class Convention:
     loss: tuple[str, ...] | None = None
     loss_at: tuple[str, ...] | None = None
     final_state: tuple[bool, ...] | None = None
+    peepholes: tuple[bool, ...] | None = None
+    projection: tuple[bool, ...] | None = None
+    bidirectional: tuple[bool, ...] | None = None
+    coupled: tuple[bool, ...] | None = None
     note: str = "any case of the contract"
+
+    #: The fields a convention may constrain (``projection`` stands for ``proj_size > 0``).
+    FIELDS = ("cell_output", "loss", "loss_at", "final_state", "peepholes", "projection", "bidirectional", "coupled")
 
     def violations(self, config: LSTMConfig) -> list[str]:
         """The fields of ``config`` outside this convention, as ``field=value`` strings."""
         out = []
-        for field in ("cell_output", "loss", "loss_at", "final_state"):
+        for field in self.FIELDS:
             allowed = getattr(self, field)
-            value = getattr(config, field)
+            value = config.proj_size > 0 if field == "projection" else getattr(config, field)
             if allowed is not None and value not in allowed:
-                out.append(f"{field}={value}")
+                out.append(f"proj_size={config.proj_size}" if field == "projection" else f"{field}={value}")
         return out
 
     def covers(self, config: LSTMConfig) -> bool:

@@ -345,6 +345,10 @@ class Derivation:
     def _run(self, case: Case, record: bool) -> tuple[float, dict[str, np.ndarray], dict[str, np.ndarray]]:
         cfg = case.config
         self.convention.require(cfg)
+        if not cfg.is_plain:
+            raise NotImplementedError(
+                "a derivation of the plain LSTM: no peepholes, projection, reverse direction or coupled gates"
+            )
         params = case.params
         traces: list[_LayerTrace] = []
         u = np.asarray(case.x)

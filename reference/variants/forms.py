@@ -87,7 +87,7 @@ class Form:
     def preact(self, p: Any, u: np.ndarray, h: np.ndarray) -> dict[str, np.ndarray]:
         w_ih, w_hh, b_ih, b_hh = p
         z = u @ w_ih.T + h @ w_hh.T + b_ih + b_hh
-        return gate_blocks_in(z, w_hh.shape[1], GATES, axis=-1)
+        return gate_blocks_in(z, w_hh.shape[0] // 4, GATES, axis=-1)
 
     def backprop(self, p: Any, dz: GateArrays) -> tuple[np.ndarray, np.ndarray]:
         w_ih, w_hh, _, _ = p
@@ -157,7 +157,7 @@ class _Concat(Form):
 
     def params(self, case_params: Mapping[str, np.ndarray], layer: int) -> tuple[dict, dict, int]:
         w_ih, w_hh, b_ih, b_hh = (np.asarray(case_params[n]) for n in _names(layer))
-        hidden = w_hh.shape[1]
+        hidden = w_hh.shape[0] // 4
         w = gate_blocks_in(to_concat(w_ih, w_hh, self.order), hidden, GATES, axis=0)
         b = gate_blocks_in(fuse_biases(b_ih, b_hh), hidden, GATES)
         return w, b, w_ih.shape[1]
@@ -210,7 +210,7 @@ class _TensorFlow(Form):
     def params(self, case_params: Mapping[str, np.ndarray], layer: int) -> tuple[np.ndarray, np.ndarray, int, int]:
         w_ih, w_hh, b_ih, b_hh = (np.asarray(case_params[n]) for n in _names(layer))
         kernel, bias = to_tf_ijfo(w_ih, w_hh, b_ih, b_hh)
-        return kernel, bias, w_ih.shape[1], w_hh.shape[1]
+        return kernel, bias, w_ih.shape[1], w_hh.shape[0] // 4
 
     def preact(self, p: tuple[np.ndarray, np.ndarray, int, int], u: np.ndarray, h: np.ndarray) -> dict[str, np.ndarray]:
         kernel, bias, _, hidden = p
@@ -246,7 +246,7 @@ class _Fused(Form):
 
     def params(self, case_params: Mapping[str, np.ndarray], layer: int) -> tuple[np.ndarray, np.ndarray, int, int]:
         w_ih, w_hh, b_ih, b_hh = (np.asarray(case_params[n]) for n in _names(layer))
-        return to_concat(w_ih, w_hh, "xh"), fuse_biases(b_ih, b_hh), w_ih.shape[1], w_hh.shape[1]
+        return to_concat(w_ih, w_hh, "xh"), fuse_biases(b_ih, b_hh), w_ih.shape[1], w_hh.shape[0] // 4
 
     def preact(self, p: tuple[np.ndarray, np.ndarray, int, int], u: np.ndarray, h: np.ndarray) -> dict[str, np.ndarray]:
         w, b, _, hidden = p

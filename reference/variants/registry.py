@@ -2,8 +2,9 @@
 
 ``VARIANTS`` holds, in order, the seeds' own derivations
 (:mod:`lstm_gradcheck.reference.variants.seeds`), the catalogue of wrong ones
-(:mod:`lstm_gradcheck.reference.variants.catalogue`) and the right ones of other forms
-(:mod:`lstm_gradcheck.reference.variants.equivalent`).
+(:mod:`lstm_gradcheck.reference.variants.catalogue`), the right ones of other forms
+(:mod:`lstm_gradcheck.reference.variants.equivalent`) and the LSTM family's, right and
+wrong (:mod:`lstm_gradcheck.reference.variants.family_catalogue`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from types import MappingProxyType
 
 from lstm_gradcheck.reference.variants.catalogue import CATALOGUE
 from lstm_gradcheck.reference.variants.equivalent import EQUIVALENT
+from lstm_gradcheck.reference.variants.family_catalogue import FAMILY_VARIANTS
 from lstm_gradcheck.reference.variants.seeds import SEED_VARIANTS
 from lstm_gradcheck.reference.variants.variant import Variant
 from lstm_gradcheck.reference.verdicts import FAIL, PASS
@@ -29,7 +31,7 @@ def _by_name(variants: tuple[Variant, ...]) -> Mapping[str, Variant]:
     return MappingProxyType(out)
 
 
-VARIANTS: Mapping[str, Variant] = _by_name((*SEED_VARIANTS, *CATALOGUE, *EQUIVALENT))
+VARIANTS: Mapping[str, Variant] = _by_name((*SEED_VARIANTS, *CATALOGUE, *EQUIVALENT, *FAMILY_VARIANTS))
 
 
 def variant_names() -> tuple[str, ...]:

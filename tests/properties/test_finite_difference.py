@@ -102,11 +102,11 @@ def test_taylor_slope_is_two_for_the_reference(case):
 
 
 @st.composite
-def planted_bugs(draw):
+def planted_bugs(draw, space=SMALL):
     """A case and the reference's gradients with one planted error: one element
     (among those at least a tenth of the tensor's scale) off by a relative 1e-3,
     or one gate's rows of a 4H tensor zeroed (its contribution dropped)."""
-    case = draw(cases(SMALL))
+    case = draw(cases(space))
     _, exact = reference.grads(case)
     names = [n for n in model_gradient_names(case.config) if np.max(np.abs(exact[n])) > 0]
     assume(names)  # e.g. cross_entropy over one class: the loss is constant
@@ -147,7 +147,10 @@ def test_each_oracle_catches_a_planted_wrong_element_on_its_own(bug, oracle):
 
 
 @settings(max_examples=50)
-@given(planted_bugs())
+# The plain LSTM: on the family's deep projected stacks (3 layers, proj_size 1, coupled gates,
+# identity cell output) a relative 1e-3 plant in layer 0 can sit below the cubic term at the
+# steps Taylor fits, so its slope stays near 2; the other oracles catch those plants (above).
+@given(planted_bugs(SMALL.plain()))
 def test_taylor_slope_is_about_one_for_a_planted_wrong_element(bug):
     count_example("Taylor slope ~1 for a planted wrong element")
     case, _, wrong, name, _ = bug

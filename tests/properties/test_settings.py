@@ -43,7 +43,11 @@ def test_layer_only_loss_equals_torch_autograd(drawn: Judged):
     assert {t.name for t in check.tensors} == set(drawn.case.arrays())
 
 
-@given(judged_cases(UPSTREAM_SPACE.restrict(dtype=("float64",), cell_output=("tanh",))))
+@given(
+    judged_cases(
+        UPSTREAM_SPACE.restrict(dtype=("float64",), cell_output=("tanh",), peepholes=(False,), coupled=(False,))
+    )
+)
 def test_layer_only_loss_equals_torch_nn_lstm(drawn: Judged):
     """The same against the real torch.nn.LSTM's outputs (packed sequences for lengths)."""
     count_example("upstream loss = torch.nn.LSTM (float64)")
