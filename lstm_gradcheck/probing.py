@@ -136,9 +136,13 @@ def _find_base(prober: _Prober, space: CaseSpace) -> LSTMConfig | None:
     as the last resort."""
     fallback = None
     choices = {name: getattr(space, name) for name in CHOICES if name not in FAMILY_FIELDS}
+    # A family pass varies the initial states only, the other settings at their simplest: code
+    # written for one family setting takes the simplest v1 settings, and every combination again
+    # per pass would cost thousands of calls for code that refuses everything.
+    simplest = {name: values if name in ("h0", "c0") else values[:1] for name, values in choices.items()}
     for family in _family_passes(space):
         for sizes in FALLBACK_SIZES:
-            for combo in itertools.product(*choices.values()):
+            for combo in itertools.product(*(simplest if family else choices).values()):
                 fields = dict(zip(choices, combo, strict=True))
                 config = _config(**{**PROBE_SIZES, **sizes}, **fields, **family, forget_bias=0.0)
                 if config is None:

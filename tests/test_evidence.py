@@ -102,14 +102,14 @@ def test_a_pass_on_few_judged_examples_says_so(run_cli, tmp_path):
     (tmp_path / "picky.py").write_text(
         "from lstm_gradcheck import reference\n\n"
         "def grads(case):\n"
-        "    if (case.seed * 2654435761 + 12345) % 97 >= 3:  # about 3% of seeds, small or large\n"
-        "        raise NotImplementedError('only a few seeds')\n"
+        "    if abs(float(case.x.flat[-1])) >= 0.05:  # about 4% of draws, small or large\n"
+        "        raise NotImplementedError('only a few inputs')\n"
         "    return reference.grads(case)\n"
     )
-    code, out, _ = run_cli("search", "--impl", f"{tmp_path}/picky.py:grads", "--max-examples", "60", "--json")
+    code, out, _ = run_cli("search", "--impl", f"{tmp_path}/picky.py:grads", "--max-examples", "100", "--json")
     data = json.loads(out)
     assert code == 0 and data["verdict"] == "pass"
-    assert 0 < data["judged"] < 6 and "WARNING: only" in data["warning"], data
+    assert 0 < data["judged"] < 10 and "WARNING: only" in data["warning"], data
 
 
 def test_a_v1_implementation_is_not_searched_on_the_loss_it_cannot_know():

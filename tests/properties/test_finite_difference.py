@@ -38,7 +38,7 @@ FULL = {"fd": central_gradient, "richardson": richardson_gradient, "complex-step
 RESOLVABLE = 1e4
 
 
-def _check_full(case, oracle):
+def _check_full(case, oracle, goal=True):
     """The rule with the oracle's own bounds; every element within its bound; and the goal:
     ``|error| <= goal * scale + resolution`` per tensor, ``resolution`` being the method's
     roundoff floor (its bound's noise term at the base step; 0 for the complex step), as the
@@ -56,6 +56,8 @@ def _check_full(case, oracle):
     for name, bound in (result.errors or {}).items():
         over = np.abs(result.grads[name] - exact[name]) > bound
         assert not over.any(), f"{oracle}: {name} has {int(over.sum())} elements over their error bound"
+    if not goal:
+        return
     report = {}
     for name, g in result.grads.items():
         scale = float(np.max(np.abs(exact[name]), initial=0.0))
