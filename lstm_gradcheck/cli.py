@@ -20,6 +20,7 @@ from lstm_gradcheck.implementation import UsageError, load_implementation, refer
 from lstm_gradcheck.json_output import write_json
 from lstm_gradcheck.oracles.registry import oracle_names
 from lstm_gradcheck.plot import plot_report
+from lstm_gradcheck.progress import Progress
 from lstm_gradcheck.reference.case import Case, make_case
 from lstm_gradcheck.reference.config import MEMORY_LIMIT_BYTES, UPSTREAM, CaseError, LSTMConfig, estimate_bytes
 from lstm_gradcheck.reference.verdicts import ERROR, NOTHING_CHECKED
@@ -88,7 +89,8 @@ def _run_report(args: argparse.Namespace) -> int:
     _check_oracles(args.oracle)
     _check_plot(args.plot)
     impl = _implementation(args)
-    report = build_report(case, impl, args.oracle)
+    progress = Progress(sys.stderr, enabled=sys.stderr.isatty() and not args.json)
+    report = build_report(case, impl, args.oracle, budget=args.budget, progress=progress)
     if args.plot and report.steps:
         plot_report(report, args.plot, impl)
     if args.json:

@@ -27,7 +27,7 @@ from lstm_gradcheck.oracles.batched_forward import (
     groups_of,
     head_losses,
 )
-from lstm_gradcheck.oracles.cost import WORKERS
+from lstm_gradcheck.oracles.workers import WORKERS
 from lstm_gradcheck.reference.config import LSTMConfig
 from lstm_gradcheck.reference.layout import HEAD_BIAS, HEAD_WEIGHT
 
