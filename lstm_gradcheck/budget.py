@@ -3,12 +3,12 @@
 Note [Report budget]
 --------------------
 A report first pays its fixed costs, which every verdict needs: the implementation, the exact
-answer and conditioning probes, torch's start-up and the torch oracle. Their time, measured,
-calibrates the cost model (Note [Cost model]) for this machine as it is now. Then the other
-oracles run in RUN_ORDER (the cheapest full judges first: the screen judges every tensor at any
-size) while their estimate fits in what is left of ``--budget``; one that does not is skipped
-with its estimate, and nothing skipped counts as judged. The screen's search, and step
-localization after a mismatch, get only what is left.
+answer and its conditioning probes, torch's start-up and oracle, and the screen's probes (the
+judge without autodiff of every tensor, at any size). Their measured time calibrates the cost
+model (Note [Cost model]) for the machine as it is now; the other oracles then run in RUN_ORDER
+while their estimate fits in what is left of ``--budget``, and one that does not is skipped with
+its estimate: nothing skipped counts as judged. The screen's search after a failing probe, and
+step localization after a mismatch, get only what is left.
 """
 
 from __future__ import annotations
@@ -26,8 +26,10 @@ DEFAULT_BUDGET = 10.0
 #: The order in which the oracles get the budget: the fast exact ones, then the screen, which
 #: judges every tensor at any size, then the full element checks, then the step-size probes.
 RUN_ORDER = ("torch", "torch-nn", "screen", "complex-step", "fd", "richardson", "directional", "taylor")
-#: Oracles that run whatever the budget: without them no verdict has an exact reference.
-FIXED = ("torch",)
+#: Oracles that run whatever the budget: torch, the exact reference, and the screen, the one
+#: judge without autodiff whose cost does not grow with the number of elements (its search
+#: after a failing probe gets only what is left of the budget).
+FIXED = ("torch", "screen")
 
 
 @dataclass

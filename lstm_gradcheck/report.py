@@ -266,7 +266,7 @@ def build_report(
             reports[name] = OracleReport(name, SKIPPED, 0.0, 0, reason=reason)
             continue
         with progress.step(f"oracle {name}", estimate):
-            seconds = max(0.0, plan.left()) if name not in FIXED else None
+            seconds = max(0.0, plan.left())
             reports[name] = run_oracle(name, context, outcome.loss, outcome.grads, requested=True, seconds=seconds)
         timings[name] = reports[name].seconds
     ordered = tuple(reports[n] for n in names)
