@@ -26,6 +26,7 @@ from lstm_gradcheck.isolation import load_implementation
 from lstm_gradcheck.json_output import write_json
 from lstm_gradcheck.oracles.registry import oracle_names
 from lstm_gradcheck.plot import check_plot_path, plot_report
+from lstm_gradcheck.progress import Progress
 from lstm_gradcheck.reference.case import Case, make_case
 from lstm_gradcheck.reference.config import MEMORY_LIMIT_BYTES, UPSTREAM, CaseError, LSTMConfig, estimate_bytes
 from lstm_gradcheck.reference.verdicts import ERROR, MISMATCH, NOTHING_CHECKED
@@ -103,7 +104,10 @@ def _run_report(args: argparse.Namespace) -> int:
     _check_oracles(args.oracle)
     _check_plot(args.plot)
     impl = _implementation(args)
-    report = build_report(case, impl, args.oracle, require=parse_require(args.require))
+    progress = Progress(sys.stderr, enabled=sys.stderr.isatty() and not args.json)
+    report = build_report(
+        case, impl, args.oracle, require=parse_require(args.require), budget=args.budget, progress=progress
+    )
     drawn = bool(args.plot) and any(t.status == MISMATCH for t in report.tensors)
     if drawn:
         plot_report(report, args.plot, impl)

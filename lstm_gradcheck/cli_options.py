@@ -16,6 +16,7 @@ import sys
 import textwrap
 
 from lstm_gradcheck import __version__
+from lstm_gradcheck.budget import DEFAULT_BUDGET
 from lstm_gradcheck.isolation import DEFAULT_TIMEOUT
 from lstm_gradcheck.oracles.registry import oracle_help
 from lstm_gradcheck.reference.config import CHOICES, FIELD_HELP, INT_FIELDS, LSTMConfig
@@ -239,6 +240,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_require(report)
     report.add_argument("--json", action="store_true", help="print one JSON object on stdout and nothing else")
     report.add_argument("--plot", metavar="FILE.png", help="also draw a heatmap of the error per gate and time step")
+    report.add_argument(
+        "--budget",
+        type=_positive_float,
+        default=DEFAULT_BUDGET,
+        metavar="SECONDS",
+        help=f"time the report may take (default {DEFAULT_BUDGET:g}): the implementation, the exact answer, "
+        "its conditioning probes and the torch oracle always run; every other oracle runs while its estimate "
+        "fits in what is left, else it is skipped with its estimate",
+    )
     _add_case_options(report)
 
     search = sub.add_parser(

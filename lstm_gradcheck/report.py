@@ -11,6 +11,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from lstm_gradcheck.budget import DEFAULT_BUDGET, FIXED, RUN_ORDER, Budget, localization_work
 from lstm_gradcheck.coverage import Require, TensorCoverage
 from lstm_gradcheck.diagnosis import Diagnosis, diagnose
 from lstm_gradcheck.implementation import (
@@ -23,10 +24,12 @@ from lstm_gradcheck.implementation import (
     call_implementation,
 )
 from lstm_gradcheck.isolation import isolation_note
-from lstm_gradcheck.localize import localize_steps
+from lstm_gradcheck.localize import MAX_SUFFIX_STEPS, localize_steps
+from lstm_gradcheck.oracles import cost
 from lstm_gradcheck.oracles.judging import JudgingContext, judging_context
-from lstm_gradcheck.oracles.registry import by_precedence, default_oracles, oracle_names, run_oracle, start_torch
+from lstm_gradcheck.oracles.registry import by_precedence, fitting_oracles, oracle_names, run_oracle, start_torch
 from lstm_gradcheck.oracles.types import OracleReport
+from lstm_gradcheck.progress import Progress
 from lstm_gradcheck.reference.case import Case
 from lstm_gradcheck.reference.config import BFLOAT16, CaseError
 from lstm_gradcheck.reference.layout import model_gradient_names
@@ -66,6 +69,7 @@ class Report:
 
     #: What kind of error a failing report shows (None unless it fails; :mod:`lstm_gradcheck.diagnosis`).
     diagnosis: Diagnosis | None = None
+    budget: Mapping[str, object] = field(default_factory=dict)
 
     @property
     def loss_mismatch(self) -> bool:
@@ -151,6 +155,8 @@ class Report:
         out["gradients"] = [t.as_dict() for t in self.sorted_tensors()]
         out["oracles"] = [o.as_dict() for o in self.oracles]
         out["timings"] = dict(self.timings)
+        if self.budget:
+            out["budget"] = dict(self.budget)
         speed = self._speed()
         if speed:
             out["speed"] = speed
@@ -235,8 +241,11 @@ def build_report(
     localize: bool = True,
     context: JudgingContext | None = None,
     require: Require | None = None,
+    budget: float | None = None,
+    progress: Progress | None = None,
 ) -> Report:
-    """Check ``impl`` on ``case`` against ``oracles`` (default: every one that fits).
+    """Check ``impl`` on ``case`` against ``oracles`` (default: every one that fits), within
+    ``budget`` seconds (default :data:`lstm_gradcheck.budget.DEFAULT_BUDGET`; Note [Report budget]).
 
     The implementation runs first; if it fails (raises, or returns something
     the contract does not allow) the report says so and no oracle runs. If it
@@ -244,26 +253,33 @@ def build_report(
     verdict is "nothing checked" (exit status 2) and the report says why.
     ``context`` is the case's judging context if the caller has it; the
     harness's own float64 reference provides the exact answer itself, so one
-    report runs the float64 reference once (Note [Judging context]).
+    report runs the float64 reference once (Note [Judging context]). An oracle
+    whose estimate does not fit in what is left of the budget is skipped with
+    its estimate; ``progress`` shows what runs on a terminal.
 
     Raises:
         CaseError: the case cannot be judged (its exact answer overflows its dtype).
         ValueError: an oracle name is unknown.
     """
-    requested = bool(oracles)
-    names = tuple(oracles) if oracles else default_oracles(case.config)
+    names = tuple(oracles) if oracles else fitting_oracles(case.config)
     unknown = [n for n in names if n not in oracle_names()]
     if unknown:
         raise ValueError(f"unknown oracle(s) {unknown}; choose from {', '.join(oracle_names())}")
+    plan = Budget(DEFAULT_BUDGET if budget is None else budget)
+    progress = Progress(enabled=False) if progress is None else progress
+    cfg = case.config
     timings: dict[str, float] = {}
-    own_answer = impl.exact and case.config.dtype == "float64"
+    own_answer = impl.exact and cfg.dtype == "float64"
     if context is None and not own_answer:
-        start = time.perf_counter()
-        context = judging_context(case)
-        timings["judging_context"] = time.perf_counter() - start
+        with progress.step("the exact answer and conditioning probes"):
+            start = time.perf_counter()
+            context = judging_context(case)
+            timings["judging_context"] = time.perf_counter() - start
+        plan.calibrate(timings["judging_context"], cost.reference_work(cfg) + cost.conditioning_work(cfg))
     if context is not None and context.unjudgeable is not None:
         raise _unjudgeable_error(context)
-    outcome = _bfloat16_refusal(case, impl) or call_implementation(impl, case)
+    with progress.step(f"the implementation {impl.name}"):
+        outcome = _bfloat16_refusal(case, impl) or call_implementation(impl, case)
     timings["implementation"] = outcome.seconds
     notes: list[str] = []
     if outcome.printed:
@@ -277,37 +293,67 @@ def build_report(
     where = {"isolation": impl.isolation, "require": require or Require()}
     if outcome.status in (FAILED, UNSUPPORTED):
         failed = diagnose(case, outcome, (), (), ()) if outcome.status == FAILED else None
-        return Report(case, impl.name, outcome, (), (), notes=tuple(notes), timings=timings, diagnosis=failed, **where)
+        return Report(
+            case, impl.name, outcome, (), (), notes=tuple(notes), timings=timings, diagnosis=failed,
+            budget=plan.as_dict(), **where,
+        )  # fmt: skip
     if context is None:
-        start = time.perf_counter()
-        context = judging_context(case, exact=(outcome.loss, outcome.grads))
-        timings["judging_context"] = time.perf_counter() - start
+        with progress.step("the conditioning probes"):
+            start = time.perf_counter()
+            context = judging_context(case, exact=(outcome.loss, outcome.grads))
+            timings["judging_context"] = time.perf_counter() - start
+        plan.calibrate(timings["judging_context"], cost.conditioning_work(cfg))
         if context.unjudgeable is not None:
             raise _unjudgeable_error(context)
     if impl.native is not None:
         context = context.with_same_precision(impl.device)  # Note [Same-precision rule]
-    timings["torch_startup"] = start_torch(names)
-    reports = []
-    for name in names:
-        report = run_oracle(name, context, outcome.loss, outcome.grads, requested=requested)
-        reports.append(report)
-        timings[name] = report.seconds
+    with progress.step("starting torch"):
+        timings["torch_startup"] = start_torch(names)
+    by_name: dict[str, OracleReport] = {}
+    for name in sorted(names, key=lambda n: RUN_ORDER.index(n) if n in RUN_ORDER else len(RUN_ORDER)):
+        estimate = plan.estimate(cfg, name, timings.get("torch"))
+        reason = None if name in FIXED else plan.over(name, estimate)
+        if reason is not None:
+            by_name[name] = OracleReport(name, SKIPPED, 0.0, 0, reason=reason)
+            continue
+        with progress.step(f"oracle {name}", estimate):
+            seconds = max(0.0, plan.left())
+            by_name[name] = run_oracle(name, context, outcome.loss, outcome.grads, requested=True, seconds=seconds)
+        timings[name] = by_name[name].seconds
+    reports = tuple(by_name[n] for n in names)
     tensors = _summaries(case, outcome, reports)
     ill = [t.name for t in tensors if t.record is not None and t.record.ill_conditioned]
     if ill:
         notes.append(
-            f"ill-conditioned in {case.config.dtype}: {', '.join(ill)} (eps-level input changes move the exact "
+            f"ill-conditioned in {cfg.dtype}: {', '.join(ill)} (eps-level input changes move the exact "
             "gradient by more than 0.1% of its scale), so they are not judged"
         )
     steps: tuple[StepLocalization, ...] = ()
     if localize and any(t.status == MISMATCH for t in tensors):
-        start = time.perf_counter()
-        steps = localize_steps(case, impl, tensors)
-        timings["localization"] = time.perf_counter() - start
+        steps = _localize(case, impl, tensors, plan, outcome.seconds, notes, timings, progress)
     start = time.perf_counter()
     diagnosis = diagnose(case, outcome, reports, tensors, steps, impl, context)
     if diagnosis is not None:
         timings["diagnosis"] = time.perf_counter() - start
     return Report(
-        case, impl.name, outcome, tuple(reports), tensors, steps, tuple(notes), timings, diagnosis=diagnosis, **where
-    )
+        case, impl.name, outcome, reports, tensors, steps, tuple(notes), timings, diagnosis=diagnosis,
+        budget=plan.as_dict(), **where,
+    )  # fmt: skip
+
+
+def _localize(case, impl, tensors, plan: Budget, impl_seconds: float, notes, timings, progress):
+    """Step localization, when its estimate fits in what is left of the budget (else a note says so)."""
+    cfg = case.config
+    steps = min(cfg.seq_len, MAX_SUFFIX_STEPS)
+    estimate = plan.speed.seconds(localization_work(cfg, impl.has_per_step, MAX_SUFFIX_STEPS))
+    if not impl.has_per_step and cfg.seq_len <= MAX_SUFFIX_STEPS:  # each suffix run is the implementation's too
+        estimate += impl_seconds * (steps + 1) / 2
+    reason = plan.over("step localization", estimate)
+    if reason is not None:
+        notes.append(f"step localization skipped: {reason}")
+        return ()
+    with progress.step("step localization", estimate):
+        start = time.perf_counter()
+        located = localize_steps(case, impl, tensors)
+        timings["localization"] = time.perf_counter() - start
+    return located

@@ -28,7 +28,7 @@ from lstm_gradcheck.oracles.batched_forward import (
     head_losses,
 )
 from lstm_gradcheck.oracles.batched_generic import GenericBase, generic_partial_losses_many
-from lstm_gradcheck.oracles.cost import WORKERS
+from lstm_gradcheck.oracles.workers import WORKERS
 from lstm_gradcheck.reference.config import LSTMConfig
 from lstm_gradcheck.reference.layout import HEAD_BIAS, HEAD_WEIGHT
 

@@ -15,6 +15,15 @@ tanh(a + ib) and sigmoid(a + ib) are evaluated from real operations on a and b (
 identities, not linearizations; see :func:`complex_tanh`), with sin, cos, tan of |b| < 1e-3
 by their series to full double precision. The reference's activate_gates also forms the
 derivatives, which a forward does not need.
+
+Note [Tiny imaginary parts]
+---------------------------
+Below |b| = TINY_IMAGINARY = 1e-8 those series are exactly 1, b and b in float64, and so are
+1 + τ² and 1 + (t tan b)²: the complex functions reduce, bit for bit, to a few real passes
+(:func:`sigmoid_parts`, :func:`tanh_parts`): the real part is the real function of a, the
+imaginary part b times a factor of a alone. The complex step's h = 1e-20 keeps every
+imaginary part there, so the full complex-step oracle takes that path, and the screen's
+directions share the factors of the base run across copies.
 """
 
 from __future__ import annotations
@@ -28,6 +37,9 @@ __all__ = [
     "complex_sigmoid",
     "complex_sigmoid_of_negated",
     "complex_activate_",
+    "TINY_IMAGINARY",
+    "sigmoid_parts",
+    "tanh_parts",
     "real_activate_",
     "gate_signs",
     "matmul_into",
@@ -35,6 +47,33 @@ __all__ = [
 
 _TAYLOR_LIMIT = 1e-3  # |b| below which sin, cos, tan are their series to full double precision
 _EXP_LIMIT = 700.0  # exp(700) is finite; sigmoid(-700) ~ 1e-304 is below every term it meets
+#: Below this |imaginary part| cos, sin and tan of it are 1, itself, itself in float64 (Note [Tiny imaginary parts]).
+TINY_IMAGINARY = 1e-8
+
+
+def _tiny(b: np.ndarray) -> bool:
+    return b.size == 0 or float(np.max(np.abs(b))) < TINY_IMAGINARY
+
+
+def sigmoid_parts(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For real ``z``: sigmoid(z) and the factor s with Im sigmoid(z + i b) = b s for |b| < TINY_IMAGINARY
+    (:func:`complex_sigmoid_of_negated` at w = -z, Note [Tiny imaginary parts]): s = e / p², p = 1 + e, e = exp(-z)."""
+    e = np.minimum(-z, _EXP_LIMIT)
+    np.exp(e, out=e)
+    p = e + 1.0
+    value = np.reciprocal(p)
+    e /= p
+    e *= value
+    return value, e
+
+
+def tanh_parts(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For real ``z``: tanh(z) and the factor s with Im tanh(z + i b) = b s for |b| < TINY_IMAGINARY
+    (:func:`complex_tanh`, Note [Tiny imaginary parts]): s = 4 e / (1 + e)², e = exp(-2 |z|)."""
+    e = np.abs(z)
+    e *= -2.0
+    np.exp(e, out=e)
+    return np.tanh(z), 4.0 * e / ((1.0 + e) * (1.0 + e))
 
 
 def _small_sin_cos_tan(b: np.ndarray, want: str) -> np.ndarray:
@@ -52,6 +91,12 @@ def _small_sin_cos_tan(b: np.ndarray, want: str) -> np.ndarray:
 def complex_tanh(z: np.ndarray, out: np.ndarray) -> np.ndarray:
     """tanh of complex ``z`` into ``out`` from real operations (Note [Complex gates])."""
     a, b = z.real, z.imag
+    if _tiny(b):  # Note [Tiny imaginary parts]: the same numbers, fewer passes
+        t, sech2 = tanh_parts(a)
+        sech2 *= b
+        out.real = t
+        out.imag = sech2
+        return out
     t = np.tanh(a)
     tb = _small_sin_cos_tan(b, "tan")
     e = np.abs(a)
@@ -82,6 +127,16 @@ def complex_sigmoid_of_negated(w: np.ndarray, out: np.ndarray) -> np.ndarray:
     a, b = w.real, w.imag
     e = np.minimum(a, _EXP_LIMIT)
     np.exp(e, out=e)
+    if _tiny(b):  # Note [Tiny imaginary parts]: the same numbers, fewer passes
+        p = e + 1.0
+        den = np.reciprocal(p)
+        e *= b
+        e /= p
+        e *= den
+        np.negative(e, out=e)
+        out.real = den
+        out.imag = e
+        return out
     p = _small_sin_cos_tan(b, "cos") * e
     p += 1.0
     tau = _small_sin_cos_tan(b, "sin") * e

@@ -22,6 +22,7 @@ from lstm_gradcheck.oracles.directional import DIRECTIONAL
 from lstm_gradcheck.oracles.expressible import torch_nn_unfit
 from lstm_gradcheck.oracles.finite_difference import FD, RICHARDSON
 from lstm_gradcheck.oracles.judging import JudgingContext
+from lstm_gradcheck.oracles.screen import SCREEN
 from lstm_gradcheck.oracles.taylor import TAYLOR
 from lstm_gradcheck.oracles.types import (
     FAIL,
@@ -42,6 +43,7 @@ __all__ = [
     "oracle_help",
     "by_precedence",
     "default_oracles",
+    "fitting_oracles",
     "run_oracle",
     "start_torch",
     "TORCH_MODULE",
@@ -82,7 +84,7 @@ TORCH_NN = OracleSpec(
 
 #: Every oracle by CLI name, in the order the CLI lists them.
 ORACLES: Mapping[str, OracleSpec] = MappingProxyType(
-    {spec.name: spec for spec in (TORCH, TORCH_NN, FD, RICHARDSON, COMPLEX, TAYLOR, DIRECTIONAL)}
+    {spec.name: spec for spec in (TORCH, TORCH_NN, SCREEN, FD, RICHARDSON, COMPLEX, TAYLOR, DIRECTIONAL)}
 )
 
 
@@ -106,6 +108,11 @@ def default_oracles(config: LSTMConfig) -> tuple[str, ...]:
     return tuple(name for name, spec in ORACLES.items() if spec.unfit(config) is None and spec.costly(config) is None)
 
 
+def fitting_oracles(config: LSTMConfig) -> tuple[str, ...]:
+    """Every oracle that can judge the case, whatever its cost (a report's budget chooses among them)."""
+    return tuple(name for name, spec in ORACLES.items() if spec.unfit(config) is None)
+
+
 def start_torch(names: tuple[str, ...] | list[str]) -> float:
     """Import torch if any of ``names`` needs it and it is not loaded yet; the seconds it took (the
     report shows torch's start-up apart from the oracles' own time)."""
@@ -124,13 +131,15 @@ def run_oracle(
     loss_fn: LossFn | None = None,
     *,
     requested: bool = False,
+    seconds: float | None = None,
 ) -> OracleReport:
     """Run oracle ``name`` on the context's case and judge the implementation's ``loss``/``grads``.
 
     ``loss_fn`` is what judging oracles differentiate numerically (None: the contract's
     model); full-gradient oracles ignore it. ``requested`` (asked for by name) runs an
     oracle that is only costly for the case. An oracle that cannot judge the case, or
-    abstains on it, is skipped with its reason.
+    abstains on it, is skipped with its reason. ``seconds`` is the time an oracle that
+    searches (the screen) may spend (None: its own default).
     """
     spec = ORACLES[name]
     config = context.case.config
@@ -140,7 +149,8 @@ def run_oracle(
     start = time.perf_counter()
     try:
         if spec.judge is not None:
-            report = spec.judge(context, loss, grads, loss_fn)
+            extra = {"seconds": seconds} if spec.takes_seconds else {}
+            report = spec.judge(context, loss, grads, loss_fn, **extra)
             return OracleReport(**{**report.__dict__, "seconds": time.perf_counter() - start})
         answer = spec.gradient(context)
     except OracleAbstains as abstained:

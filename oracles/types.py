@@ -110,6 +110,7 @@ class OracleSpec:
         costly: why it is left out of the default set for a config (None if not); asked
             for by name it still runs.
         needs_torch: it runs torch, whose start-up the report times apart.
+        takes_seconds: its judge takes ``seconds=``, the time it may spend (the report's budget left).
         gradient: ``gradient(context) -> FullGradient``.
         judge: ``judge(context, loss, grads, loss_fn) -> OracleReport``.
     """
@@ -121,6 +122,7 @@ class OracleSpec:
     unfit: Callable[[LSTMConfig], str | None] = never
     costly: Callable[[LSTMConfig], str | None] = never
     needs_torch: bool = False
+    takes_seconds: bool = False
     gradient: Callable[[JudgingContext], FullGradient] | None = None
     judge: Callable[[JudgingContext, float | None, Mapping[str, np.ndarray], LossFn | None], OracleReport] | None = None
 
