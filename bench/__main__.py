@@ -22,11 +22,14 @@ from pathlib import Path
 
 from bench import results, speed, studies
 from bench.fd import fd_benchmark
+from bench.report_size import report_scaling, report_vs_gradcheck
 from bench.torch_native import torch_native_study
 from bench.worker import call_overhead, search_throughput
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS_JSON = ROOT / "bench" / "results.json"
+BENCHMARKS = ("fd", "reference", "scaling", "throughput", "worker", "report-size", "report-scaling", "ci-times")
+BENCHMARKS += ("all", "render")
 
 
 def _ci_times() -> dict[str, float]:
@@ -45,10 +48,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "benchmark",
-        choices=["fd", "reference", "scaling", "throughput", "worker", "ci-times", "all", "render"],
+        choices=BENCHMARKS,
         help="fd: the full-gradient oracles vs torch's gradcheck; reference: the reference vs torch.nn.LSTM; "
         "scaling: time against T and H; throughput: checks per second; worker: the worker process's cost per call "
-        "and in a search; ci-times: seconds per test file; "
+        "and in a search; report-size: the report at B32 T100 I128 H256 against gradcheck's fast mode; "
+        "report-scaling: report time against T and H; ci-times: seconds per test file; "
         "all: every one, then render; render: bench/RESULTS.md and the README's table from bench/results.json",
     )
     parser.add_argument("--repeats", type=int, default=5, help="runs of each method (>= 3; medians are reported)")
@@ -67,6 +71,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "throughput": lambda: {**speed.fastest_throughput(), "two_workers": speed.parallel_throughput(workers=2)},
         "worker": lambda: {"calls": call_overhead(), "search": search_throughput()},
         "ci-times": _ci_times,
+        "report-size": lambda: report_vs_gradcheck(args.seed),
+        "report-scaling": lambda: report_scaling(args.seed),
     }
     if args.studies:
         runs["false_alarms"] = lambda: {

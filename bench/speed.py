@@ -86,12 +86,24 @@ def best_seconds(fn: Callable[[], object], repeats: int, warmup: int = 1) -> flo
     return min(_samples(fn, repeats, warmup))
 
 
+def _cpu_model() -> str:
+    """The CPU's model name (figures differ 2x between machines of one kind: say which one)."""
+    try:
+        for line in open("/proc/cpuinfo", encoding="utf-8"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def environment() -> dict[str, object]:
     """What the figures were measured on: CPUs, BLAS and torch threads, versions."""
     import torch  # noqa: PLC0415 (only for the version and thread count it reports)
 
     blas = [{k: info.get(k) for k in ("internal_api", "num_threads", "version")} for info in threadpool_info()]
     return {
+        "machine": _cpu_model(),
         "cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
         "python": platform.python_version(),
         "numpy": np.__version__,
