@@ -6,6 +6,9 @@ Cases
     LSTMConfig              every setting of the contract's model (sizes, loss, reduction, forget_bias, ...)
     Case, make_case         one validated, read-only case; ``make_case(config, seed)`` builds a random one
     Layout, head            your storage layout converted to and from the contract's; the contract's head and loss
+    flat_params, flat_grads every layer's parameters as one flat vector (cuDNN's order) and back
+    sort_by_length, unsort  a batch sorted longest first, and a gradient's batch axis put back
+    pack, unpack            padded (T, B, ...) arrays to packed (data, batch_sizes) and back
     final_state_loss        the final-state term of the loss, for adapters
 
 Checking
@@ -49,6 +52,12 @@ _LAZY = {
     "make_case": "lstm_gradcheck.reference.case",
     "Layout": "lstm_gradcheck.reference.converters",
     "head": "lstm_gradcheck.reference.head",
+    "flat_params": "lstm_gradcheck.reference.flat_params",
+    "flat_grads": "lstm_gradcheck.reference.flat_params",
+    "sort_by_length": "lstm_gradcheck.reference.packing",
+    "unsort": "lstm_gradcheck.reference.packing",
+    "pack": "lstm_gradcheck.reference.packing",
+    "unpack": "lstm_gradcheck.reference.packing",
     "final_state_loss": "lstm_gradcheck.reference.head",
     "assert_gradients_match": "lstm_gradcheck.api",
     "search": "lstm_gradcheck.searching",
@@ -70,6 +79,12 @@ __all__ = [  # what _LAZY provides, spelled out for tools that read __all__
     "make_case",
     "Layout",
     "head",
+    "flat_params",
+    "flat_grads",
+    "sort_by_length",
+    "unsort",
+    "pack",
+    "unpack",
     "final_state_loss",
     "assert_gradients_match",
     "search",

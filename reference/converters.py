@@ -16,10 +16,30 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from lstm_gradcheck.reference.layout import GATES, gate_blocks, stack_gates
+from lstm_gradcheck.reference.layout import (
+    GATES,
+    bias_hh,
+    bias_ih,
+    deinterleave,
+    gate_blocks,
+    gate_slice,
+    interleave,
+    stack_gates,
+    weight_cf,
+    weight_ci,
+    weight_co,
+    weight_hh,
+    weight_hr,
+    weight_ih,
+)
+
+if TYPE_CHECKING:
+    from lstm_gradcheck.reference.case import Case
+    from lstm_gradcheck.reference.config import LSTMConfig
 
 CONCAT_ORDERS: tuple[str, ...] = ("xh", "hx")
 #: TensorFlow's i, j, f, o in our gate letters (j is the candidate, g here).
@@ -170,8 +190,26 @@ def from_tf_ijfo(kernel: np.ndarray, bias: np.ndarray, input_size: int) -> tuple
 GATE_ALIASES: Mapping[str, str] = {"i": "i", "u": "i", "f": "f", "g": "g", "c": "g", "j": "g", "o": "o"}
 BIAS_KINDS = ("two", "one", "first", "last")
 BIAS_SHAPES = ("flat", "row", "column", "gates")
+#: The keys of the peephole vectors (H,) in :meth:`Layout.params`, by the contract's kind.
+PEEPHOLE_KEYS: Mapping[str, str] = {"weight_ci": "wci", "weight_cf": "wcf", "weight_co": "wco"}
+#: The key of the projection in :meth:`Layout.params`.
+PROJECTION_KEY = "Wr"
 
-__all__ += ["GATE_ALIASES", "BIAS_KINDS", "BIAS_SHAPES", "Layout"]
+__all__ += ["GATE_ALIASES", "BIAS_KINDS", "BIAS_SHAPES", "PEEPHOLE_KEYS", "PROJECTION_KEY", "Layout"]
+_PEEPHOLE_NAMES = {"wci": weight_ci, "wcf": weight_cf, "wco": weight_co}
+_GATE_WORDS = "i (input), f (forget), g (candidate), o (output)"
+
+
+def _letter_pairs(letters: Mapping[str, str] | tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
+    """``letters`` as sorted (letter, gate) pairs (hashable), each checked."""
+    pairs = tuple(sorted(dict(letters).items())) if letters else ()
+    for letter, gate in pairs:
+        if not (isinstance(letter, str) and len(letter) == 1) or gate not in GATES:
+            raise ValueError(
+                f"Layout.letters: {letter!r} -> {gate!r}: map one letter to one of the contract's gates "
+                f"{_GATE_WORDS}, e.g. letters={{'z': 'g'}}"
+            )
+    return pairs
 
 
 @dataclass(frozen=True)
@@ -179,26 +217,34 @@ class Layout:
     """How someone's code stores one LSTM layer's parameters, to convert to and from the contract's.
 
     Attributes:
-        gates: the order of the gate blocks, in the user's letters (:data:`GATE_ALIASES`):
-            "ifgo" (torch, the contract), "ifog" (cs231n, Karpathy), "ijfo" (TensorFlow),
-            "ifco" (Keras); with ``per_gate`` the letters also name the dict keys.
+        gates: the order of the gate blocks, in the user's letters (:data:`GATE_ALIASES`, plus
+            ``letters``): "ifgo" (torch, the contract), "ifog" (cs231n, Karpathy), "ijfo"
+            (TensorFlow), "ifco" (Keras); with ``per_gate`` the letters also name the dict keys.
+        letters: more gate letters, letter -> contract gate (i, f, g, o), e.g. ``{"z": "g"}`` or
+            ``{"a": "g"}`` for code naming the candidate z or a; they override the aliases.
+        interleaved: the 4H axis is unit-major, row k = unit k // 4, gate ``gates[k % 4]``
+            (Chainer; z reshaped to (B, H, 4)); else gate-major blocks of H (Note [Interleaved gates]).
         rows: weights act from the right on row vectors (``x @ W``, shape (inputs, 4H)); the
-            contract's act from the left (``W @ x``, (4H, inputs)).
+            contract's act from the left (``W @ x``, (4H, inputs)). Also transposes the projection.
         concat: ``None``: two matrices ``Wx`` (on the layer's input) and ``Wh`` (on h); ``"xh"``
             or ``"hx"``: one matrix ``W`` on the concatenation [x, h] or [h, x].
         bias: ``"two"``: ``bx`` and ``bh`` (torch's b_ih, b_hh); ``"one"``: ``b = b_ih + b_hh``;
             ``"first"`` / ``"last"``: b is the first / last row (or column, without ``rows``) of
             the concatenated ``W``, whose input is then [1, x, h] / [x, h, 1] (Karpathy's).
         bias_shape: of each bias array: ``"flat"`` (n,), ``"row"`` (1, n), ``"column"`` (n, 1);
-            ``"gates"``: (4, H), one row per gate in ``gates`` order (not with ``per_gate``).
+            ``"gates"``: (4, H), one row per gate in ``gates`` order (not with ``per_gate`` or
+            ``interleaved``).
         per_gate: every weight and bias is a dict gate letter -> that gate's block
-            (weights (H, inputs), or (inputs, H) with ``rows``).
+            (weights (H, inputs), or (inputs, H) with ``rows``); not with ``interleaved``.
         fold_forget_bias: add the case's forget_bias to the forget gate's bias, for code that has
             no forget_bias of its own (the contract adds it inside the sigmoid: the same thing).
 
-    :meth:`params` gives a layer's parameters in this layout; :meth:`grads` takes the user's
-    gradients in this layout back to the contract's names. Every map is a permutation and a
-    reshape (a sum for one bias), so ``grads`` of a layout's own arrays is exact.
+    :meth:`params` gives one layer's direction in this layout: the keys above, then with
+    peepholes ``"wci"``, ``"wcf"``, ``"wco"`` (H,) (input, forget, output gate, whatever the
+    letters) and with a projection ``"Wr"``, the contract's W_hr (P, H), or (H, P) with ``rows``.
+    :meth:`grads` takes the user's gradients in this layout back to the contract's names. Every
+    map is a permutation and a reshape (a sum for one bias), so ``grads`` of a layout's own
+    arrays is exact.
     """
 
     gates: str = "ifgo"
@@ -208,29 +254,59 @@ class Layout:
     bias_shape: str = "flat"
     per_gate: bool = False
     fold_forget_bias: bool = False
+    interleaved: bool = False
+    letters: Mapping[str, str] | tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
-        canonical = [GATE_ALIASES.get(letter) for letter in self.gates]
-        if None in canonical or sorted(canonical) != sorted(GATES):
+        object.__setattr__(self, "letters", _letter_pairs(self.letters))
+        aliases = self.aliases
+        unknown = [letter for letter in self.gates if letter not in aliases]
+        if unknown or len(self.gates) != len(GATES):
+            fix = f"map it with letters={{{unknown[0]!r}: 'g'}} ({_GATE_WORDS})" if unknown else "four letters"
             raise ValueError(
                 f"Layout.gates: expected the four gates in your order, e.g. 'ifgo' or 'ifog' "
-                f"(letters {', '.join(GATE_ALIASES)}; u = input, c or j = candidate), got {self.gates!r}"
+                f"(letters {', '.join(aliases)}; u = input, c or j = candidate), got {self.gates!r}; "
+                f"{f'{unknown[0]!r} is not a gate letter: ' if unknown else ''}{fix}"
             )
+        canonical = [aliases[letter] for letter in self.gates]
+        for gate in GATES:
+            same = [letter for letter, c in zip(self.gates, canonical, strict=True) if c == gate]
+            if len(same) > 1:
+                raise ValueError(
+                    f"Layout.gates: the letters {' and '.join(map(repr, same))} of {self.gates!r} both mean gate "
+                    f"{gate!r}; name each of {_GATE_WORDS} once (letters={{...}} maps your own letters)"
+                )
         if self.concat not in (None, *CONCAT_ORDERS):
             raise ValueError(f"Layout.concat: expected None, 'xh' or 'hx', got {self.concat!r}")
         if self.bias not in BIAS_KINDS:
             raise ValueError(f"Layout.bias: expected one of {BIAS_KINDS}, got {self.bias!r}")
         if self.bias in ("first", "last") and self.concat is None:
             raise ValueError("Layout.bias: 'first' and 'last' put the bias into the concatenated W: set concat")
-        if self.bias_shape not in BIAS_SHAPES or (self.per_gate and self.bias_shape == "gates"):
-            raise ValueError(f"Layout.bias_shape: expected one of {BIAS_SHAPES} ('gates' not per gate)")
+        grouped = self.per_gate or self.interleaved
+        if self.bias_shape not in BIAS_SHAPES or (grouped and self.bias_shape == "gates"):
+            raise ValueError(f"Layout.bias_shape: expected one of {BIAS_SHAPES} ('gates' not per gate or interleaved)")
+        if self.per_gate and self.interleaved:
+            raise ValueError("Layout: per_gate arrays have no 4H axis to interleave; set one of per_gate, interleaved")
 
     # ------------------------------------------------------------------ the pieces
 
     @property
+    def aliases(self) -> dict[str, str]:
+        """Every gate letter this layout knows -> the contract's gate: :data:`GATE_ALIASES` and ``letters``."""
+        return {**GATE_ALIASES, **dict(self.letters)}
+
+    @property
     def order(self) -> tuple[str, ...]:
         """The gate blocks' order in the contract's letters."""
-        return tuple(GATE_ALIASES[letter] for letter in self.gates)
+        aliases = self.aliases
+        return tuple(aliases[letter] for letter in self.gates)
+
+    def keys(self, config: LSTMConfig) -> tuple[str, ...]:
+        """The keys of :meth:`params` for ``config``, in order: weights, biases, peepholes, projection."""
+        keys = self._weight_keys() + self._bias_keys()
+        if config.peepholes:
+            keys += tuple(PEEPHOLE_KEYS.values())
+        return keys + ((PROJECTION_KEY,) if config.proj_size else ())
 
     def _weight_keys(self) -> tuple[str, ...]:
         return ("W",) if self.concat else ("Wx", "Wh")
@@ -239,10 +315,12 @@ class Layout:
         return {"two": ("bx", "bh"), "one": ("b",)}.get(self.bias, ())
 
     def _to_user_rows(self, a: np.ndarray, hidden: int) -> np.ndarray:
-        """A contract 4H-row array (4H, ...) with its blocks in the user's order."""
-        return stack_gates_in(gate_blocks_in(a, hidden, GATES, axis=0), self.order, axis=0)
+        """A contract 4H-row array (4H, ...) with its rows in the user's order."""
+        a = stack_gates_in(gate_blocks_in(a, hidden, GATES, axis=0), self.order, axis=0)
+        return interleave(a, hidden) if self.interleaved else a
 
     def _from_user_rows(self, a: np.ndarray, hidden: int) -> np.ndarray:
+        a = deinterleave(a, hidden) if self.interleaved else a
         return stack_gates_in(gate_blocks_in(a, hidden, self.order, axis=0), GATES, axis=0)
 
     def _shape_bias(self, b: np.ndarray, hidden: int) -> np.ndarray:
@@ -268,19 +346,20 @@ class Layout:
 
     # ------------------------------------------------------------------ contract -> user
 
-    def params(self, case: object, layer: int = 0) -> dict[str, object]:
-        """Layer ``layer``'s parameters of ``case`` in this layout.
+    def params(self, case: Case, layer: int = 0, direction: int = 0) -> dict[str, object]:
+        """Layer ``layer``'s parameters of ``case`` in this layout, direction ``direction`` (1: reverse).
 
-        Keys: ``"Wx"``, ``"Wh"`` (or ``"W"`` with ``concat``) and ``"bx"``, ``"bh"`` (bias
-        "two") or ``"b"`` (bias "one"); with ``per_gate`` each value is a dict gate letter ->
-        block. Arrays are fresh copies in the case's dtype."""
-        cfg = case.config
-        p = case.params
+        Keys (:meth:`keys`): ``"Wx"``, ``"Wh"`` (or ``"W"`` with ``concat``) and ``"bx"``, ``"bh"``
+        (bias "two") or ``"b"`` (bias "one"); with ``per_gate`` each value is a dict gate letter ->
+        block; then ``"wci"``, ``"wcf"``, ``"wco"`` (H,) with peepholes and ``"Wr"`` with a
+        projection. Layer k > 0 reads the layer below, D * P wide. Fresh copies in the case's dtype."""
+        cfg, p = case.config, case.params
+        _check_layer(cfg, layer, direction)
         hidden = cfg.hidden_size
-        w_ih, w_hh = np.asarray(p[f"weight_ih_l{layer}"]), np.asarray(p[f"weight_hh_l{layer}"])
-        b_ih, b_hh = np.array(p[f"bias_ih_l{layer}"]), np.array(p[f"bias_hh_l{layer}"])
+        w_ih, w_hh = np.asarray(p[weight_ih(layer, direction)]), np.asarray(p[weight_hh(layer, direction)])
+        b_ih, b_hh = np.array(p[bias_ih(layer, direction)]), np.array(p[bias_hh(layer, direction)])
         if self.fold_forget_bias and cfg.forget_bias:
-            b_ih[gate_blocks(np.arange(4 * hidden), hidden)[1]] += cfg.forget_bias
+            b_ih[gate_slice("f", hidden)] += cfg.forget_bias
         biases = (b_ih, b_hh) if self.bias == "two" else (fuse_biases(b_ih, b_hh),)
         biases = tuple(self._to_user_rows(b, hidden) for b in biases)
         if self.concat:
@@ -299,26 +378,41 @@ class Layout:
                 out[key] = {g: self._shape_bias(v, hidden) for g, v in self._split(b, hidden, axis=0).items()}
             else:
                 out[key] = self._shape_bias(b.copy(), hidden)
+        if cfg.peepholes:
+            out.update({key: np.array(p[name(layer, direction)]) for key, name in _PEEPHOLE_NAMES.items()})
+        if cfg.proj_size:
+            w_hr = np.asarray(p[weight_hr(layer, direction)])
+            out[PROJECTION_KEY] = w_hr.T.copy() if self.rows else w_hr.copy()
         return out
 
     # ------------------------------------------------------------------ user -> contract
 
-    def grads(self, user: Mapping[str, object], case: object, layer: int = 0) -> dict[str, np.ndarray]:
-        """The contract's gradients ``weight_ih_l{layer}`` ... ``bias_hh_l{layer}`` from the user's
-        gradients of the arrays :meth:`params` gives (same keys, same shapes). A fused bias's
-        gradient goes to both b_ih and b_hh; with bias "two", ``bh`` may be left out when the code
-        has one bias (it then gets ``bx``'s gradient)."""
+    def grads(
+        self, user: Mapping[str, object], case: Case, layer: int = 0, direction: int = 0
+    ) -> dict[str, np.ndarray]:
+        """The contract's gradients of layer ``layer``'s direction ``direction`` (``weight_ih_l{k}``
+        ... ``bias_hh_l{k}``, the peepholes' and the projection's, ``_reverse`` for direction 1)
+        from the user's gradients of the arrays :meth:`params` gives (same keys, same shapes). A
+        fused bias's gradient goes to both b_ih and b_hh; with bias "two", ``bh`` may be left out
+        when the code has one bias (it then gets ``bx``'s gradient). A missing or unknown key
+        raises ValueError."""
         cfg = case.config
+        _check_layer(cfg, layer, direction)
         hidden = cfg.hidden_size
-        input_size = cfg.input_size if layer == 0 else hidden
+        input_size = cfg.input_size if layer == 0 else cfg.top_width
+        expected = self.keys(cfg)
+        missing = [k for k in expected if k not in user and not (k == "bh" and "bx" in user)]
+        unknown = [k for k in user if k not in expected]
+        if missing or unknown:
+            raise ValueError(
+                f"Layout.grads: missing {missing}, unknown {unknown}; expected the keys {list(expected)} "
+                "(those of Layout.params for this case)"
+            )
 
         def whole(key: str, axis: int) -> np.ndarray:
             value = user[key]
             return self._join(value, axis) if self.per_gate else np.asarray(value)
 
-        missing = [k for k in self._weight_keys() if k not in user]
-        if missing:
-            raise ValueError(f"Layout.grads: missing {missing}; expected the keys {list(self._weight_keys())}")
         weights = [whole(k, 1 if self.rows else 0) for k in self._weight_keys()]
         weights = [w.T if self.rows else w for w in weights]
         db = None
@@ -329,19 +423,33 @@ class Layout:
             w_ih, w_hh = from_concat(self._from_user_rows(w, hidden), input_size, self.concat)
         else:
             w_ih, w_hh = (self._from_user_rows(w, hidden) for w in weights)
-        out = {f"weight_ih_l{layer}": np.array(w_ih), f"weight_hh_l{layer}": np.array(w_hh)}
+        out = {weight_ih(layer, direction): np.array(w_ih), weight_hh(layer, direction): np.array(w_hh)}
         if self.bias == "two":
             db_x = self._flat_bias(user["bx"], hidden)
-            db_h = self._flat_bias(user["bh"], hidden) if "bh" in user else db_x
-            out[f"bias_ih_l{layer}"], out[f"bias_hh_l{layer}"] = db_x, db_h
-            return out
-        if db is None:
-            db = self._flat_bias(user["b"], hidden)
+            out[bias_ih(layer, direction)] = db_x
+            out[bias_hh(layer, direction)] = self._flat_bias(user["bh"], hidden) if "bh" in user else db_x
         else:
-            db = self._from_user_rows(np.asarray(db), hidden)
-        out[f"bias_ih_l{layer}"], out[f"bias_hh_l{layer}"] = split_fused_bias_grad(db)
+            db = self._flat_bias(user["b"], hidden) if db is None else self._from_user_rows(np.asarray(db), hidden)
+            out[bias_ih(layer, direction)], out[bias_hh(layer, direction)] = split_fused_bias_grad(db)
+        if cfg.peepholes:
+            out.update(
+                {name(layer, direction): np.reshape(user[key], -1).copy() for key, name in _PEEPHOLE_NAMES.items()}
+            )
+        if cfg.proj_size:
+            w_hr = np.asarray(user[PROJECTION_KEY])
+            out[weight_hr(layer, direction)] = np.array(w_hr.T if self.rows else w_hr)
         return out
 
     def _flat_bias(self, value: object, hidden: int) -> np.ndarray:
         b = self._join({g: np.reshape(v, -1) for g, v in value.items()}, 0) if self.per_gate else np.reshape(value, -1)
         return self._from_user_rows(np.asarray(b), hidden)
+
+
+def _check_layer(config: LSTMConfig, layer: int, direction: int) -> None:
+    if not 0 <= layer < config.num_layers:
+        raise ValueError(f"Layout: layer {layer!r} is not one of the case's layers 0..{config.num_layers - 1}")
+    if direction not in range(config.num_directions):
+        raise ValueError(
+            f"Layout: direction {direction!r} is not one of the case's: 0 (forward)"
+            + (" and 1 (reverse)" if config.bidirectional else "; the case is not bidirectional")
+        )

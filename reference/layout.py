@@ -25,6 +25,14 @@ stacks the gate blocks in torch's order i, f, g, o: row k belongs to gate GATES[
 unit k % H. Nothing outside this module does that arithmetic: the reference, the oracles,
 the report and the tests call :func:`gate_slice`, :func:`gate_blocks` or
 :func:`row_to_gate_unit`, so a layout mistake can live in one place only.
+
+Note [Interleaved gates]
+------------------------
+Some libraries (Chainer's lstm, code that reshapes z to (B, H, 4)) store the 4H axis unit
+by unit: row k is unit k // 4, gate position k % 4. The gate-major layout of
+Note [Gate layout] has that element at row (k % 4) * H + k // 4, whatever order the four
+gate blocks are in, so one permutation converts either way (:func:`interleave`,
+:func:`deinterleave`); a user's gate order applies within each unit's four rows.
 """
 
 from __future__ import annotations
@@ -54,6 +62,9 @@ __all__ = [
     "rows_to_gate_units",
     "unit_rows",
     "stack_gates",
+    "interleave_rows",
+    "interleave",
+    "deinterleave",
     "weight_ih",
     "weight_hh",
     "bias_ih",
@@ -152,6 +163,30 @@ def stack_gates(blocks: Mapping[str, np.ndarray], axis: int = 0) -> np.ndarray:
     if missing:
         raise ValueError(f"stack_gates: missing gate blocks {missing}")
     return np.concatenate([np.asarray(blocks[g]) for g in GATES], axis=axis)
+
+
+def interleave_rows(hidden_size: int) -> np.ndarray:
+    """(4H,) int: for each row of the unit-major ("interleaved") layout, its row in the gate-major
+    one, (k % 4) * H + k // 4 (Note [Interleaved gates])."""
+    k = np.arange(4 * hidden_size)
+    return (k % 4) * hidden_size + k // 4
+
+
+def interleave(a: np.ndarray, hidden_size: int, axis: int = 0) -> np.ndarray:
+    """``a`` with its gate-major 4H ``axis`` rearranged unit-major (Note [Interleaved gates]); a copy."""
+    _check_gate_axis(a, hidden_size, axis)
+    return np.take(a, interleave_rows(hidden_size), axis=axis)
+
+
+def deinterleave(a: np.ndarray, hidden_size: int, axis: int = 0) -> np.ndarray:
+    """The inverse of :func:`interleave`: a unit-major 4H ``axis`` back to gate blocks; a copy."""
+    _check_gate_axis(a, hidden_size, axis)
+    return np.take(a, np.argsort(interleave_rows(hidden_size)), axis=axis)
+
+
+def _check_gate_axis(a: np.ndarray, hidden_size: int, axis: int) -> None:
+    if np.shape(a)[axis] != 4 * hidden_size:
+        raise ValueError(f"expected an axis of length 4*hidden_size = {4 * hidden_size}, got shape {np.shape(a)}")
 
 
 # ----------------------------------------------------------------------------- names

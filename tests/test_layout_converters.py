@@ -10,7 +10,6 @@ from lstm_gradcheck.reference.case import make_case
 from lstm_gradcheck.reference.config import LSTMConfig
 from lstm_gradcheck.reference.converters import (
     CONCAT_ORDERS,
-    GATE_ALIASES,
     TF_GATE_ORDER,
     Layout,
     concat_inputs,
@@ -159,7 +158,15 @@ LAYOUTS = (
     Layout(gates="ijfo", rows=True, concat="xh", bias="one"),  # TensorFlow BasicLSTMCell
     Layout(gates="ifco", rows=True, bias="two", bias_shape="gates"),  # Keras-like order, biases (4, H)
     Layout(gates="oigf", concat="xh", bias="last", bias_shape="row"),  # any order, bias as the last column
+    Layout(gates="aifo", letters={"a": "g"}, interleaved=True),  # Chainer: z reshaped (B, H, 4), a = candidate
+    Layout(gates="zifo", letters={"z": "g"}, rows=True, concat="xh", bias="first", interleaved=True),
+    Layout(gates="ifco", rows=True, bias="two", bias_shape="row", interleaved=True),
+    Layout(gates="zfio", letters={"z": "g"}, concat="hx", bias="one", bias_shape="column", per_gate=True),
 )
+
+
+def _layout_id(lay: Layout) -> str:
+    return f"{lay.gates}-{lay.concat}-{lay.bias}-{lay.bias_shape}" + ("-interleaved" if lay.interleaved else "")
 
 
 def _user_preactivations(layout: Layout, p: dict, x: np.ndarray, h: np.ndarray) -> dict[str, np.ndarray]:
@@ -174,6 +181,13 @@ def _user_preactivations(layout: Layout, p: dict, x: np.ndarray, h: np.ndarray) 
     else:
         inputs = {"Wx": x, "Wh": h}
     z = {letter: np.zeros((x.shape[0], hidden)) for letter in layout.gates}
+
+    def gate_columns(full: np.ndarray, k: int) -> np.ndarray:
+        # Interleaved: Chainer's reshape of the 4H axis to (H, 4), gate k of each unit.
+        if layout.interleaved:
+            return full.reshape(*full.shape[:-1], hidden, 4)[..., k]
+        return full[..., k * hidden : (k + 1) * hidden]
+
     for key, v in inputs.items():
         if layout.per_gate:
             for letter, w in p[key].items():
@@ -181,7 +195,7 @@ def _user_preactivations(layout: Layout, p: dict, x: np.ndarray, h: np.ndarray) 
         else:
             full = v @ p[key] if layout.rows else v @ p[key].T
             for k, letter in enumerate(layout.gates):
-                z[letter] += full[:, k * hidden : (k + 1) * hidden]
+                z[letter] += gate_columns(full, k)
     for key in ("b", "bx", "bh"):
         if key in p:
             if layout.per_gate:
@@ -190,11 +204,11 @@ def _user_preactivations(layout: Layout, p: dict, x: np.ndarray, h: np.ndarray) 
             else:
                 flat = np.reshape(p[key], -1)
                 for k, letter in enumerate(layout.gates):
-                    z[letter] += flat[k * hidden : (k + 1) * hidden]
+                    z[letter] += gate_columns(flat, k)
     return z
 
 
-@pytest.mark.parametrize("layout", LAYOUTS, ids=lambda lay: f"{lay.gates}-{lay.concat}-{lay.bias}-{lay.bias_shape}")
+@pytest.mark.parametrize("layout", LAYOUTS, ids=_layout_id)
 @pytest.mark.parametrize("layer", [0, 1])
 def test_a_layout_computes_the_contracts_preactivations(layout, layer):
     """The user's arrays, used the user's way, give the contract's z gate by gate (forget_bias folded)."""
@@ -213,11 +227,11 @@ def test_a_layout_computes_the_contracts_preactivations(layout, layer):
     z[:, gate_slice("f", case.config.hidden_size)] += case.config.forget_bias
     mine = _user_preactivations(folded, folded.params(case, layer), x, h)
     for letter, value in mine.items():
-        expected = z[:, gate_slice(GATE_ALIASES[letter], case.config.hidden_size)]
+        expected = z[:, gate_slice(folded.aliases[letter], case.config.hidden_size)]
         np.testing.assert_allclose(value, expected, rtol=1e-12, atol=1e-14, err_msg=letter)
 
 
-@pytest.mark.parametrize("layout", LAYOUTS, ids=lambda lay: f"{lay.gates}-{lay.concat}-{lay.bias}-{lay.bias_shape}")
+@pytest.mark.parametrize("layout", LAYOUTS, ids=_layout_id)
 def test_a_layouts_gradients_come_back_under_the_contracts_names(layout):
     """grads() inverts params() on the weights exactly; a fused bias's gradient goes to both biases."""
     case = make_case(LSTMConfig(num_layers=2), seed=5)
@@ -239,6 +253,20 @@ def test_a_layout_refuses_what_it_cannot_be():
         Layout(gates="ifgx")
     with pytest.raises(ValueError, match="set concat"):
         Layout(bias="first")
+    with pytest.raises(ValueError, match=r"'z' is not a gate letter: map it with letters=\{'z': 'g'\}"):
+        Layout(gates="zifo")
+    with pytest.raises(ValueError, match=r"'c' and 'z' of 'czfo' both mean gate 'g'"):
+        Layout(gates="czfo", letters={"z": "g"})
+    with pytest.raises(ValueError, match=r"Layout.letters: 'zz' -> 'g'"):
+        Layout(gates="zifo", letters={"zz": "g"})
+    with pytest.raises(ValueError, match=r"Layout.letters: 'z' -> 'candidate'"):
+        Layout(gates="zifo", letters={"z": "candidate"})
+    with pytest.raises(ValueError, match="set one of per_gate, interleaved"):
+        Layout(per_gate=True, interleaved=True)
+    with pytest.raises(ValueError, match="not per gate or interleaved"):
+        Layout(bias_shape="gates", interleaved=True)
+    with pytest.raises(ValueError, match=r"unknown \['Wci'\]"):
+        Layout().grads({**Layout().params(make_case(LSTMConfig())), "Wci": np.zeros(5)}, make_case(LSTMConfig()))
     with pytest.raises(ValueError, match="per-gate arrays missing"):
         Layout(per_gate=True).grads({"Wx": {"i": np.zeros((5, 4))}, "Wh": {}, "bx": {}}, make_case(LSTMConfig()), 0)
 
