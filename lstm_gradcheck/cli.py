@@ -104,7 +104,7 @@ def _run_report(args: argparse.Namespace) -> int:
     _check_oracles(args.oracle)
     _check_plot(args.plot)
     impl = _implementation(args)
-    progress = Progress(sys.stderr, enabled=sys.stderr.isatty() and not args.json)
+    progress = Progress(sys.stderr, enabled=streams.is_terminal(sys.stderr) and not args.json)
     report = build_report(
         case, impl, args.oracle, require=parse_require(args.require), budget=args.budget, progress=progress
     )

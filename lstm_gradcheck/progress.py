@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TextIO
 
+from lstm_gradcheck.streams import is_terminal
+
 __all__ = ["Progress", "DELAY", "TICK"]
 
 DELAY = 1.0
@@ -26,7 +28,7 @@ class Progress:
 
     def __init__(self, stream: TextIO | None = None, enabled: bool | None = None) -> None:
         self.stream = sys.stderr if stream is None else stream
-        self.enabled = bool(self.stream.isatty()) if enabled is None else enabled
+        self.enabled = (is_terminal(self.stream) if enabled is None else enabled) and self.stream is not None
         self._lock = threading.Lock()
         self._width = 0
 
@@ -61,6 +63,9 @@ class Progress:
             if not text and not self._width:
                 return
             pad = max(0, self._width - len(text))
-            self.stream.write("\r" + text + " " * pad + ("\r" if not text else ""))
-            self.stream.flush()
+            try:
+                self.stream.write("\r" + text + " " * pad + ("\r" if not text else ""))
+                self.stream.flush()
+            except (OSError, ValueError):  # a terminal gone away: progress is not worth an error
+                self.enabled = False
             self._width = len(text)
