@@ -21,7 +21,9 @@ from lstm_gradcheck.report import build_report
 
 __all__ = ["REAL_SIZE", "report_vs_gradcheck", "report_scaling"]
 
-REAL_SIZE = dict(batch_size=32, seq_len=100, input_size=128, hidden_size=256, output_size=8)
+REAL_SIZE = dict(
+    batch_size=32, seq_len=100, input_size=128, hidden_size=256, output_size=8, forget_bias=0.0, final_state=False
+)
 
 
 def _timed_report(config: LSTMConfig, seed: int = 0) -> dict[str, object]:
@@ -67,7 +69,7 @@ def report_vs_gradcheck(seed: int = 0) -> dict[str, object]:
 
 def report_scaling(seed: int = 0) -> dict[str, object]:
     """Report seconds against T (H = 64) and against H (T = 100), B = 8, I = 32, float64."""
-    base = dict(batch_size=8, input_size=32, output_size=8)
+    base = dict(batch_size=8, input_size=32, output_size=8, forget_bias=0.0, final_state=False)
     by_t = {t: _timed_report(LSTMConfig(**base, hidden_size=64, seq_len=t), seed) for t in (10, 100, 500, 2000)}
     by_h = {h: _timed_report(LSTMConfig(**base, seq_len=100, hidden_size=h), seed) for h in (8, 64, 256, 1024)}
     return {
