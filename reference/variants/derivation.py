@@ -46,7 +46,7 @@ from lstm_gradcheck.reference.losses import ScoredSteps, head_loss, scored_steps
 from lstm_gradcheck.reference.variants.convention import ANY, Convention
 from lstm_gradcheck.reference.variants.forms import TORCH, Form, FormGrads
 
-__all__ = ["Derivation", "tanh_and_grad"]
+__all__ = ["Derivation", "Switches", "tanh_and_grad"]
 
 
 def tanh_and_grad(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -84,8 +84,33 @@ class _Step(NamedTuple):
     dcell: np.ndarray | float
 
 
+class Switches:
+    """What a derivation of switches shows and is called as: its repr names only the switches that
+    differ from the correct rule, e.g. ``Derivation(recurrent_dh=False)``; calling it is the
+    contract's ``grads(case)``; ``per_step(case)`` gives each step's contribution (T, *shape) to
+    each layer parameter's gradient. A subclass is a frozen dataclass with ``form``,
+    ``convention`` and ``_run(case, record)``."""
+
+    def __repr__(self) -> str:
+        changed = [
+            f"{f.name}={getattr(self, f.name)!r}"
+            for f in fields(self)
+            if f.name not in ("form", "convention") and getattr(self, f.name) != f.default
+        ]
+        if self.form is not TORCH:
+            changed.insert(0, f"form={self.form.name}")
+        return f"{type(self).__name__}({', '.join(changed)})"
+
+    def __call__(self, case: Case) -> tuple[float, dict[str, np.ndarray]]:
+        loss, grads, _ = self._run(case, record=False)
+        return loss, grads
+
+    def per_step(self, case: Case) -> dict[str, np.ndarray]:
+        return self._run(case, record=True)[2]
+
+
 @dataclass(frozen=True, repr=False)
-class Derivation:
+class Derivation(Switches):
     """A BPTT derivation of the contract's model; every field but ``form`` and
     ``convention`` is a switch whose default is the correct rule.
 
@@ -138,28 +163,6 @@ class Derivation:
     mean_over_batch_only: bool = False  # a "mean" loss divided by B, not by its number of terms
     score_padding: bool = False  # the head's δ ignores lengths (padding steps scored)
     mean_counts_padding: bool = False  # a "mean" loss divided by T·B(·O), counting padding steps
-
-    # ------------------------------------------------------------------------------------ API
-
-    def __repr__(self) -> str:
-        """Only the switches that differ from the correct derivation, e.g. ``Derivation(recurrent_dh=False)``."""
-        changed = [
-            f"{f.name}={getattr(self, f.name)!r}"
-            for f in fields(self)
-            if f.name not in ("form", "convention") and getattr(self, f.name) != f.default
-        ]
-        if self.form is not TORCH:
-            changed.insert(0, f"form={self.form.name}")
-        return f"Derivation({', '.join(changed)})"
-
-    def __call__(self, case: Case) -> tuple[float, dict[str, np.ndarray]]:
-        """The contract's ``grads(case)``: the loss and every gradient by name."""
-        loss, grads, _ = self._run(case, record=False)
-        return loss, grads
-
-    def per_step(self, case: Case) -> dict[str, np.ndarray]:
-        """Each step's contribution (T, *shape) to each LSTM parameter's gradient."""
-        return self._run(case, record=True)[2]
 
     # -------------------------------------------------------------------------------- forward
 

@@ -25,7 +25,7 @@ returned loss is always the contract's.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -48,6 +48,7 @@ from lstm_gradcheck.reference.layout import (
 )
 from lstm_gradcheck.reference.losses import head_loss, scored_steps
 from lstm_gradcheck.reference.variants.convention import ANY, Convention
+from lstm_gradcheck.reference.variants.derivation import Switches
 from lstm_gradcheck.reference.variants.forms import TORCH, Form
 
 __all__ = ["FamilyDerivation"]
@@ -71,7 +72,7 @@ class _Direction:
 
 
 @dataclass(frozen=True, repr=False)
-class FamilyDerivation:
+class FamilyDerivation(Switches):
     """A BPTT derivation of the LSTM family; every field but ``form`` and ``convention`` is a switch
     whose default is the correct rule. Call it as ``grads(case)``; ``per_step(case)`` gives each
     time step's contribution to each layer parameter's gradient."""
@@ -95,24 +96,6 @@ class FamilyDerivation:
     # -- coupled gates -----------------------------------------------------------------------------
     cifg_forget_has_input_path: bool = True  # δf̄ = δc (c^{t-1} − g) σ' (False: δc c^{t-1} σ')
     cifg_input_rows_unused: bool = True  # the i rows get no gradient (False: δī = δc g σ'(ī))
-
-    def __repr__(self) -> str:
-        changed = [
-            f"{f.name}={getattr(self, f.name)!r}"
-            for f in fields(self)
-            if f.name not in ("form", "convention") and getattr(self, f.name) != f.default
-        ]
-        if self.form is not TORCH:
-            changed.insert(0, f"form={self.form.name}")
-        return f"FamilyDerivation({', '.join(changed)})"
-
-    def __call__(self, case: Case) -> tuple[float, dict[str, np.ndarray]]:
-        loss, grads, _ = self._run(case, record=False)
-        return loss, grads
-
-    def per_step(self, case: Case) -> dict[str, np.ndarray]:
-        """Each time step's contribution (T, *shape) to each layer parameter's gradient."""
-        return self._run(case, record=True)[2]
 
     # ------------------------------------------------------------------------------- forward
 
