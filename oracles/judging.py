@@ -86,7 +86,11 @@ def conditioning_probes(case: Case, exact: Answer) -> tuple[dict[str, float], fl
     rng = np.random.default_rng([0x5EED, 0 if case.seed is None else int(case.seed) & 0xFFFFFFFF])
 
     def signs(shape: tuple[int, ...]) -> np.ndarray:
-        return 2.0 * rng.integers(0, 2, size=shape) - 1.0  # the values rng.choice([-1.0, 1.0]) draws
+        # One random bit per sign, unpacked from bytes: a tenth of rng.integers' time, which at
+        # B=32, T=100, H=256 was a sixth of the probes' time.
+        n = math.prod(shape)
+        bits = np.unpackbits(np.frombuffer(rng.bytes((n + 7) // 8), dtype=np.uint8), count=n)
+        return (2.0 * bits - 1.0).reshape(shape)
 
     cfg = exact_case.config
     scored = scored_steps(cfg, exact_case.targets, exact_case.lengths)
