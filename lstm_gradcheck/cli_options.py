@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import math
 import sys
 import textwrap
 
 from lstm_gradcheck import __version__
+from lstm_gradcheck.arg_types import finite_float, nonnegative_int, positive_float, positive_int, seed
 from lstm_gradcheck.budget import DEFAULT_BUDGET
 from lstm_gradcheck.isolation import DEFAULT_TIMEOUT
 from lstm_gradcheck.oracles.registry import oracle_help
@@ -69,53 +69,6 @@ def case_flag(field: str) -> str:
     return "--" + field.replace("_", "-")
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
-    return value
-
-
-def _nonnegative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
-    return value
-
-
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if not 0 <= value < 2**63:
-        raise argparse.ArgumentTypeError(f"expected an integer in [0, 2^63), got {value}")
-    return value
-
-
-def _finite_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = _finite_float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
-    return value
-
-
 def _bool(text: str) -> bool:
     lowered = text.strip().lower()
     if lowered in ("true", "yes", "1", "on"):
@@ -140,20 +93,20 @@ def _add_case_options(parser: argparse.ArgumentParser) -> None:
         default = getattr(defaults, name)
         text = f"{FIELD_HELP[name]} (default {str(default).lower() if isinstance(default, bool) else default})"
         if name in INT_FIELDS:
-            group.add_argument(flag, type=_positive_int, metavar="N", help=text)
+            group.add_argument(flag, type=positive_int, metavar="N", help=text)
         elif isinstance(default, bool):
             group.add_argument(flag, type=_bool, nargs="?", const=True, metavar="BOOL", help=text)
             group.add_argument(case_flag("no_" + name), dest=name, action="store_false", help=f"{flag} false")
         elif isinstance(default, int):
-            group.add_argument(flag, type=_nonnegative_int, metavar="N", help=text)
+            group.add_argument(flag, type=nonnegative_int, metavar="N", help=text)
         elif name in CHOICES:
             group.add_argument(flag, choices=CHOICES[name], help=text)
         else:
-            group.add_argument(flag, type=_finite_float, metavar="X", help=text)
+            group.add_argument(flag, type=finite_float, metavar="X", help=text)
     group.add_argument("--lengths", type=_lengths, metavar="L1,L2,..", help="one length per sequence (default none)")
-    group.add_argument("--seed", type=_seed, default=0, help="seeds every random array (default 0)")
+    group.add_argument("--seed", type=seed, default=0, help="seeds every random array (default 0)")
     group.add_argument(
-        "--weight-scale", type=_positive_float, default=1.0, metavar="S", help="weights ~ U(-S/sqrt(H), S/sqrt(H))"
+        "--weight-scale", type=positive_float, default=1.0, metavar="S", help="weights ~ U(-S/sqrt(H), S/sqrt(H))"
     )
 
 
@@ -166,7 +119,7 @@ def _add_impl(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--timeout",
-        type=_positive_float,
+        type=positive_float,
         default=DEFAULT_TIMEOUT,
         metavar="SECONDS",
         help=f"how long one call (or the import) of the implementation may take before it counts as hung and "
@@ -195,7 +148,7 @@ def _add_require(parser: argparse.ArgumentParser) -> None:
 
 
 def _nonnegative_float(text: str) -> float:
-    value = _finite_float(text)
+    value = finite_float(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
     return value
@@ -242,7 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--plot", metavar="FILE.png", help="also draw a heatmap of the error per gate and time step")
     report.add_argument(
         "--budget",
-        type=_positive_float,
+        type=positive_float,
         default=DEFAULT_BUDGET,
         metavar="SECONDS",
         help=f"time the report may take (default {DEFAULT_BUDGET:g}): the implementation, the exact answer, "
@@ -269,9 +222,9 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"the space and number of examples (default {DEFAULT_PROFILE}; see 'search space' below)",
     )
     search.add_argument(
-        "--max-examples", type=_positive_int, default=None, metavar="N", help="cases to try (default: the profile's)"
+        "--max-examples", type=positive_int, default=None, metavar="N", help="cases to try (default: the profile's)"
     )
-    search.add_argument("--seed", type=_seed, default=0, help="the search's seed: the same seed gives the same result")
+    search.add_argument("--seed", type=seed, default=0, help="the search's seed: the same seed gives the same result")
     search.add_argument(
         "--oracle", action="append", metavar="NAME", help="oracle(s) the search compares against (default torch)"
     )
@@ -280,7 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
     bounds = search.add_argument_group("search space (upper bounds; default: the profile's)")
     for field in ("hidden", "input", "seq_len", "batch", "layers", "output"):
         what = {"seq_len": "seq_len", "layers": "num_layers"}.get(field, f"{field}_size")
-        bounds.add_argument(case_flag(f"max_{field}"), type=_positive_int, metavar="N", help=f"largest {what}")
+        bounds.add_argument(case_flag(f"max_{field}"), type=positive_int, metavar="N", help=f"largest {what}")
     bounds.add_argument(
         "--forget-bias-range", type=_nonnegative_float, metavar="R", help="forget_bias drawn from [-R, R] (and 0)"
     )
@@ -303,9 +256,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="do not replay the recorded minimal cases first: the search must find and shrink every failure",
     )
     variants.add_argument(
-        "--max-examples", type=_positive_int, default=100, metavar="N", help="search budget per variant (default 100)"
+        "--max-examples", type=positive_int, default=100, metavar="N", help="search budget per variant (default 100)"
     )
-    variants.add_argument("--seed", type=_seed, default=0, help="the searches' seed (default 0)")
+    variants.add_argument("--seed", type=seed, default=0, help="the searches' seed (default 0)")
     variants.add_argument("--only", action="append", metavar="NAME", help="check only this variant (repeatable)")
     return parser
 

@@ -19,11 +19,12 @@ given no file, folder or test id) or the marker (``-m`` naming ``lstm_gradcheck`
 
 from __future__ import annotations
 
-import argparse
 import io
 from pathlib import Path
 
 import pytest
+
+from lstm_gradcheck.arg_types import positive_float, positive_int, seed
 
 __all__ = ["pytest_addoption", "pytest_configure", "pytest_collection_modifyitems", "SearchItem"]
 
@@ -38,36 +39,6 @@ class SearchFailure(AssertionError):
 TABLE = "lstm-gradcheck"
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
-    return value
-
-
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if not 0 <= value < 2**63:
-        raise argparse.ArgumentTypeError(f"expected an integer in [0, 2^63), got {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
-    return value
-
-
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("lstm-gradcheck", "search an LSTM implementation for wrong gradients")
     group.addoption(
@@ -78,12 +49,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="search this implementation (package.module:function or path/to/file.py:function); repeatable",
     )
     group.addoption(
-        "--lstm-max-examples", type=_positive_int, default=None, metavar="N", help="cases per search (default 200)"
+        "--lstm-max-examples", type=positive_int, default=None, metavar="N", help="cases per search (default 200)"
     )
-    group.addoption("--lstm-seed", type=_seed, default=0, metavar="S", help="the searches' seed (default 0)")
+    group.addoption("--lstm-seed", type=seed, default=0, metavar="S", help="the searches' seed (default 0)")
     group.addoption(
         "--lstm-timeout",
-        type=_positive_float,
+        type=positive_float,
         default=None,
         metavar="SECONDS",
         help="seconds one call of the implementation may take before it counts as hung (default 60)",

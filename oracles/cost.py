@@ -44,7 +44,6 @@ __all__ = [
     "fd_costly",
     "richardson_costly",
     "complex_step_costly",
-    "copy_count",
 ]
 
 #: Estimates hold within this factor of the measured time (tests/test_cost.py): generous, since a
@@ -250,11 +249,6 @@ def oracle_work(config: LSTMConfig, name: str, directions: int = 2) -> Work:
 def estimated_seconds(config: LSTMConfig, name: str, speed: Speed = SPEED) -> float:
     """Estimated wall time of oracle ``name`` on ``config`` at ``speed``."""
     return speed.seconds(oracle_work(config, name))
-
-
-def copy_count(config: LSTMConfig, name: str) -> int:
-    """Number of elements of gradient ``name`` (one perturbed copy per element)."""
-    return int(np.prod(gradient_shapes(config)[name]))
 
 
 def _costly(config: LSTMConfig, method: str) -> str | None:

@@ -140,6 +140,18 @@ def test_a_zero_budget_runs_the_fixed_oracles_and_names_every_skip():
     assert data["budget"]["seconds"] == 0.0 and set(data["budget"]["estimates"]) >= set(skipped)
 
 
+def test_oracles_named_by_the_caller_run_whatever_the_budget():
+    case = make_case(LSTMConfig(seq_len=5, batch_size=2, input_size=3, hidden_size=4), seed=2)
+
+    def wrong(c):
+        loss, grads = reference.grads(c)
+        grads["bias_hh_l0"] = grads["bias_hh_l0"] * 1.01
+        return loss, grads
+
+    report = build_report(case, InProcess("wrong", wrong), ["fd", "complex-step"], budget=0.0)
+    assert [(o.name, o.verdict) for o in report.oracles] == [("fd", "fail"), ("complex-step", "fail")]
+
+
 def test_a_wrong_gradient_fails_within_a_zero_budget():
     case = make_case(LSTMConfig(seq_len=5, batch_size=2, input_size=3, hidden_size=4), seed=3)
 
