@@ -24,8 +24,6 @@ from pathlib import Path
 
 import pytest
 
-from lstm_gradcheck.arg_types import positive_float, positive_int, seed
-
 __all__ = ["pytest_addoption", "pytest_configure", "pytest_collection_modifyitems", "SearchItem"]
 
 MARKER = "lstm_gradcheck"
@@ -40,6 +38,10 @@ TABLE = "lstm-gradcheck"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
+    # The CLI's argument types (standard library only), imported here: importing the plugin
+    # itself loads nothing of the harness.
+    from lstm_gradcheck.arg_types import positive_float, positive_int, seed  # noqa: PLC0415
+
     group = parser.getgroup("lstm-gradcheck", "search an LSTM implementation for wrong gradients")
     group.addoption(
         "--lstm-impl",
